@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,8 +33,15 @@ var dataBackedBy = map[shopbuilder.CredentialKind]string{
 func (r *ShopReconciler) ensureCredentials(ctx context.Context, st *reconcileState) (shopbuilder.Inputs, error) {
 	in := r.Inputs
 	shop := st.shop
+	var created []string
+	defer func() {
+		if len(created) > 0 {
+			r.Recorder.Eventf(shop, nil, corev1.EventTypeNormal, "CreatedSecrets", "Create",
+				"created Secret(s) %s: generated once, never rewritten", strings.Join(created, ", "))
+		}
+	}()
 	for _, kind := range shopbuilder.AllCredentials {
-		secret, err := r.credentialSecret(ctx, shop, kind)
+		secret, err := r.cachedCredentialSecret(ctx, shop, kind)
 		if err != nil {
 			return in, err
 		}
@@ -44,26 +52,39 @@ func (r *ShopReconciler) ensureCredentials(ctx context.Context, st *reconcileSta
 					return in, err
 				}
 				if hasData {
-					st.credentialsLost = append(st.credentialsLost, shopbuilder.CredentialSecretName(shop, kind))
-					continue
+					// Only a Secret that is really gone is reported: one
+					// restored without the Shop's labels is not in the cache.
+					if secret, err = r.uncachedCredentialSecret(ctx, shop, kind); err != nil {
+						return in, err
+					}
+					if secret == nil {
+						st.credentialsLost = append(st.credentialsLost, shopbuilder.CredentialSecretName(shop, kind))
+						continue
+					}
 				}
 			}
+		}
+		if secret == nil {
 			data, err := credentials.Generate(kind)
 			if err != nil {
 				return in, fmt.Errorf("generating %s: %w", kind, err)
 			}
 			secret = shopbuilder.CredentialSecret(shop, kind, data)
-			created, err := apply.CreateOnce(ctx, r.Client, secret)
+			ok, err := apply.CreateOnce(ctx, r.Client, secret)
 			if err != nil {
 				return in, err
 			}
-			if !created { // created meanwhile by another writer: use theirs
-				if secret, err = r.credentialSecret(ctx, shop, kind); err != nil || secret == nil {
-					return in, fmt.Errorf("reading Secret %s after a concurrent create: %v", shopbuilder.CredentialSecretName(shop, kind), err)
-				}
+			if ok {
+				created = append(created, secret.Name)
 			} else {
-				r.Recorder.Eventf(shop, secret, corev1.EventTypeNormal, "CreatedSecret", "Create",
-					"created Secret %s (generated once, never rewritten)", secret.Name)
+				// It exists but the cache has not seen it (just created, or
+				// restored without labels): use the stored value, never ours.
+				if secret, err = r.uncachedCredentialSecret(ctx, shop, kind); err != nil {
+					return in, err
+				}
+				if secret == nil {
+					return in, fmt.Errorf("Secret %s exists but cannot be read", shopbuilder.CredentialSecretName(shop, kind))
+				}
 			}
 		}
 		if kind == shopbuilder.CredJWTSigning {
@@ -77,16 +98,25 @@ func (r *ShopReconciler) ensureCredentials(ctx context.Context, st *reconcileSta
 	return in, nil
 }
 
-// credentialSecret reads a credentials Secret from the cache, then directly
-// from the API server (a Secret restored without the Shop's labels is not in
-// the label-selected cache), or returns nil when it does not exist.
-func (r *ShopReconciler) credentialSecret(ctx context.Context, shop *shopv1.Shop, kind shopbuilder.CredentialKind) (*corev1.Secret, error) {
+// cachedCredentialSecret reads a credentials Secret from the cache, or
+// returns nil when the cache does not hold it.
+func (r *ShopReconciler) cachedCredentialSecret(ctx context.Context, shop *shopv1.Shop, kind shopbuilder.CredentialKind) (*corev1.Secret, error) {
+	return r.readSecret(ctx, r.Client, shop, kind)
+}
+
+// uncachedCredentialSecret reads a credentials Secret from the API server.
+func (r *ShopReconciler) uncachedCredentialSecret(ctx context.Context, shop *shopv1.Shop, kind shopbuilder.CredentialKind) (*corev1.Secret, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	return r.readSecret(ctx, reader, shop, kind)
+}
+
+func (r *ShopReconciler) readSecret(ctx context.Context, reader client.Reader, shop *shopv1.Shop, kind shopbuilder.CredentialKind) (*corev1.Secret, error) {
 	key := client.ObjectKey{Namespace: shop.Namespace, Name: shopbuilder.CredentialSecretName(shop, kind)}
 	secret := &corev1.Secret{}
-	err := r.Get(ctx, key, secret)
-	if apierrors.IsNotFound(err) && r.APIReader != nil {
-		err = r.APIReader.Get(ctx, key, secret)
-	}
+	err := reader.Get(ctx, key, secret)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -104,4 +134,24 @@ func (r *ShopReconciler) hasVolumes(ctx context.Context, shop *shopv1.Shop, comp
 		return false, fmt.Errorf("listing PersistentVolumeClaims of %s: %w", component, err)
 	}
 	return len(pvcs.Items) > 0, nil
+}
+
+// caBundle returns the CA certificate cert-manager put beside the first
+// issued service certificate (the Secrets carry the Shop's labels, so they are
+// cached), or "" before any is issued.
+func (r *ShopReconciler) caBundle(ctx context.Context, shop *shopv1.Shop) (string, error) {
+	for _, svc := range shopv1.AllServices {
+		s := &corev1.Secret{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: shop.Namespace, Name: shopbuilder.ServiceCertSecretName(shop, svc)}, s)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("reading Secret %s: %w", s.Name, err)
+		}
+		if ca := s.Data["ca.crt"]; len(ca) > 0 {
+			return string(ca), nil
+		}
+	}
+	return "", nil
 }

@@ -19,11 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -55,7 +57,7 @@ type ShopReconciler struct {
 // +kubebuilder:rbac:groups=shopstack.dev,resources=shops,verbs=get;list;watch
 // +kubebuilder:rbac:groups=shopstack.dev,resources=shops/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=core,resources=services;serviceaccounts;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=core,resources=persistentvolumeclaims,verbs=get;list;watch
+// +kubebuilder:rbac:groups=core,resources=persistentvolumeclaims,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
@@ -64,7 +66,7 @@ type ShopReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;requestauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways;httproutes;backendtlspolicies,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile brings one Shop's children to what its spec asks for.
 func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -89,10 +91,17 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err != nil {
 		st.fail(err)
 	}
+	if in.CABundle, err = r.caBundle(ctx, shop); err != nil {
+		st.fail(err)
+	}
 	desired := shopbuilder.Build(shop, in)
 	r.applyAll(ctx, st, desired)
-	if err := r.prune(ctx, st, desired); err != nil {
-		st.fail(err)
+	// Prune only after a clean pass: a child missing from desired because a
+	// read failed (the signing key, say) must not be deleted.
+	if len(st.errs) == 0 {
+		if err := r.prune(ctx, st, desired); err != nil {
+			st.fail(err)
+		}
 	}
 	if err := r.observe(ctx, st); err != nil {
 		st.fail(err)
@@ -162,8 +171,24 @@ func (r *ShopReconciler) applyAll(ctx context.Context, st *reconcileState, desir
 			st.fail(fmt.Errorf("reading %s %s: %w", gvk.Kind, obj.GetName(), err))
 			continue
 		}
+		if sts, ok := obj.(*appsv1.StatefulSet); ok {
+			replacing, err := r.growVolumes(ctx, st, sts, live)
+			if err != nil {
+				st.fail(err)
+				continue
+			}
+			if replacing {
+				st.waiting = append(st.waiting, "StatefulSet "+sts.Name+" being recreated with larger volumes")
+				continue
+			}
+		}
 		if d, ok := obj.(*appsv1.Deployment); ok && d.Spec.Replicas == nil {
-			if err := r.handOverReplicas(ctx, d, live); err != nil {
+			if live == nil {
+				// A new autoscaled Deployment starts at the autoscaler's
+				// minimum rather than the API's default of 1; the next pass
+				// hands the field over to the autoscaler.
+				d.Spec.Replicas = ptr.To(shopbuilder.DesiredReplicas(st.shop, shopv1.ServiceName(d.Labels[shopbuilder.LabelComponent])))
+			} else if err := r.handOverReplicas(ctx, d, live); err != nil {
 				st.fail(err)
 				continue
 			}
@@ -344,7 +369,8 @@ func (r *ShopReconciler) ensureWatches(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		src := source.Kind(r.cache, cobj, handler.EnqueueRequestForOwner(r.Scheme, r.RESTMapper(), &shopv1.Shop{}, handler.OnlyControllerOwner()))
+		src := source.Kind(r.cache, cobj, handler.EnqueueRequestForOwner(r.Scheme, r.RESTMapper(), &shopv1.Shop{}, handler.OnlyControllerOwner()),
+			ignoreCreates)
 		if err := r.ctrl.Watch(src); err != nil {
 			log.FromContext(ctx).Error(err, "watching", "kind", gvk.Kind)
 			continue
@@ -352,6 +378,11 @@ func (r *ShopReconciler) ensureWatches(ctx context.Context) {
 		r.watched[gvk] = true
 	}
 }
+
+// ignoreCreates drops create events of children: the operator made them
+// itself, and at start every Shop is reconciled through its own event anyway.
+// Updates (drift, status) and deletions still wake the owning Shop.
+var ignoreCreates = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
 
 // SetupWithManager registers the reconciler. Children of kinds whose CRDs are
 // installed are watched from the start; others as soon as they appear.

@@ -252,18 +252,24 @@ func (r *ShopReconciler) reportPaused(ctx context.Context, shop *shopv1.Shop) er
 	return r.Status().Update(ctx, shop)
 }
 
-// recordTransitions emits an event for each condition whose status changed.
+// recordTransitions emits an event when the Shop becomes Ready, stops being
+// Ready, or becomes Degraded (or recovers): the changes an admin acts on.
 func (r *ShopReconciler) recordTransitions(shop *shopv1.Shop, before *shopv1.ShopStatus) {
 	for _, c := range shop.Status.Conditions {
 		old := meta.FindStatusCondition(before.Conditions, c.Type)
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
 			continue
 		}
-		kind := corev1.EventTypeNormal
-		if (c.Type == shopv1.ConditionDegraded && c.Status == metav1.ConditionTrue) ||
-			(c.Type == shopv1.ConditionReady && c.Status == metav1.ConditionFalse && old != nil && old.Status == metav1.ConditionTrue) {
-			kind = corev1.EventTypeWarning
+		wasTrue := old != nil && old.Status == metav1.ConditionTrue
+		switch {
+		case c.Type == shopv1.ConditionReady && c.Status == metav1.ConditionTrue:
+			r.Recorder.Eventf(shop, nil, corev1.EventTypeNormal, c.Reason, "Reconcile", "Ready: %s", c.Message)
+		case c.Type == shopv1.ConditionReady && wasTrue:
+			r.Recorder.Eventf(shop, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "no longer Ready: %s", c.Message)
+		case c.Type == shopv1.ConditionDegraded && c.Status == metav1.ConditionTrue:
+			r.Recorder.Eventf(shop, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "Degraded: %s", c.Message)
+		case c.Type == shopv1.ConditionDegraded && wasTrue:
+			r.Recorder.Eventf(shop, nil, corev1.EventTypeNormal, c.Reason, "Reconcile", "no longer Degraded")
 		}
-		r.Recorder.Eventf(shop, nil, kind, c.Reason, "Reconcile", "%s=%s: %s", c.Type, c.Status, c.Message)
 	}
 }

@@ -465,7 +465,7 @@ type ShopStatus struct {
 // Shop is one e-commerce stack: four services, their security and their data tier.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=shop;shops,categories=shopstack
+// +kubebuilder:resource:shortName=shop,categories=shopstack
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Services",type=string,JSONPath=`.status.servicesReady`
 // +kubebuilder:printcolumn:name="Primary",type=string,JSONPath=`.status.postgres.primary`

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -125,11 +126,13 @@ func toMap(obj any) (map[string]any, error) {
 	return m, nil
 }
 
+// pruneNulls removes null fields and empty status maps (typed structs such as
+// a volume claim template carry a "status: {}" the server owns).
 func pruneNulls(v any) {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, e := range t {
-			if e == nil {
+			if m, ok := e.(map[string]any); e == nil || (ok && k == "status" && len(m) == 0) {
 				delete(t, k)
 				continue
 			}
@@ -180,6 +183,25 @@ func Contains(have, want any) bool {
 		}
 		return true
 	default:
-		return fmt.Sprint(have) == fmt.Sprint(want)
+		if hn, ok := number(have); ok {
+			wn, ok := number(want)
+			return ok && hn == wn
+		}
+		return reflect.DeepEqual(have, want)
 	}
+}
+
+// number reads the numeric types JSON decoding and unstructured objects use.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	}
+	return 0, false
 }

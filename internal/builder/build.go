@@ -73,8 +73,9 @@ func Build(shop *shopv1.Shop, in Inputs) []client.Object {
 
 	// The gateway.
 	add(Gateway(shop))
+	add(CABundleConfigMap(shop, in))
 	for _, svc := range shopv1.AllServices {
-		add(HTTPRoute(shop, svc))
+		add(HTTPRoute(shop, svc), BackendTLSPolicy(shop, in, svc))
 	}
 	return objs
 }
@@ -97,4 +98,5 @@ var ManagedKinds = []schema.GroupVersionKind{
 	autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"),
 	gatewayv1.SchemeGroupVersion.WithKind("Gateway"),
 	gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"),
+	gatewayv1.SchemeGroupVersion.WithKind("BackendTLSPolicy"),
 }

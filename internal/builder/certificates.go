@@ -66,7 +66,7 @@ func certificate(shop *shopv1.Shop, name, component, secretName string) *cmapi.C
 // ServiceCertificate is one service's certificate: its Service's DNS names for
 // TLS servers and its SPIFFE ID for mTLS clients and servers.
 func ServiceCertificate(shop *shopv1.Shop, svc shopv1.ServiceName) *cmapi.Certificate {
-	c := certificate(shop, Name(shop, string(svc)), string(svc), ServiceCertSecretName(shop, svc))
+	c := certificate(shop, ServiceCertSecretName(shop, svc), string(svc), ServiceCertSecretName(shop, svc))
 	c.Spec.DNSNames = dnsNames(shop, Name(shop, string(svc)))
 	c.Spec.URIs = []string{SPIFFEID(shop, ServiceAccountName(shop, svc))}
 	c.Spec.Usages = []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment, cmapi.UsageServerAuth, cmapi.UsageClientAuth}

@@ -184,10 +184,9 @@ func PostgresConfigMap(shop *shopv1.Shop) *corev1.ConfigMap {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: ObjectMeta(shop, PostgresConfigMapName(shop), ComponentPostgres),
 		Data: map[string]string{
-			"pg_hba.conf":       pgHBA,
-			"10-shopstack.sh":   pgInitScript,
-			"start.sh":          pgStartScript,
-			"synchronous.count": fmt.Sprint(SynchronousStandbys(shop)),
+			"pg_hba.conf":     pgHBA,
+			"10-shopstack.sh": pgInitScript,
+			"start.sh":        pgStartScript,
 		},
 	}
 }
@@ -227,10 +226,12 @@ const pgStartScript = `#!/bin/sh
 # Managed by shopstack.
 set -eu
 ordinal="${HOSTNAME##*-}"
+# The standby's primary_conninfo names this file: it is rewritten at every
+# start, on the volume, so a recreated pod reconnects.
+passfile=/var/lib/postgresql/data/.pgpass
+umask 077
+printf '*:*:*:replication:%s\n' "$(cat /etc/shopstack/credentials/replication)" > "$passfile"
 if [ "$ordinal" != "0" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-  passfile=/tmp/pgpass
-  printf '*:*:*:replication:%s\n' "$(cat /etc/shopstack/credentials/replication)" > "$passfile"
-  chmod 600 "$passfile"
   until PGPASSFILE="$passfile" pg_basebackup --host "$PRIMARY_HOST" --username replication \
       --pgdata "$PGDATA" --wal-method stream --write-recovery-conf --checkpoint fast \
       "--dbname=sslmode=verify-full sslrootcert=/etc/shopstack/tls/ca.crt"; do
@@ -454,6 +455,10 @@ func RedisStatefulSet(shop *shopv1.Shop) *appsv1.StatefulSet {
 		Command:         []string{"sh", redisScriptMount + "/configure.sh"},
 		VolumeMounts:    append(mounts, corev1.VolumeMount{Name: "scripts", MountPath: redisScriptMount, ReadOnly: true}),
 		SecurityContext: RestrictedContainerSecurityContext(),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		},
 	}
 	pod := corev1.PodSpec{
 		AutomountServiceAccountToken:  ptr.To(false),

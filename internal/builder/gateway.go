@@ -126,3 +126,47 @@ func JWKSConfigMap(shop *shopv1.Shop, in Inputs) *corev1.ConfigMap {
 		Data:       map[string]string{JWKSKey: in.JWKS},
 	}
 }
+
+// CABundleConfigMapName holds the CA certificate that signed the services'
+// certificates, for gateways that verify them.
+func CABundleConfigMapName(shop *shopv1.Shop) string { return Name(shop, "ca-bundle") }
+
+// CABundleConfigMap publishes the CA certificate of the services'
+// certificates; nil until cert-manager has issued one (Inputs.CABundle), and
+// when no Gateway needs it.
+func CABundleConfigMap(shop *shopv1.Shop, in Inputs) *corev1.ConfigMap {
+	if in.CABundle == "" || len(shop.Spec.Gateway.Hosts) == 0 || Mesh(shop) != shopv1.MeshNone {
+		return nil
+	}
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: ObjectMeta(shop, CABundleConfigMapName(shop), ComponentGateway),
+		Data:       map[string]string{"ca.crt": in.CABundle},
+	}
+}
+
+// BackendTLSPolicy makes the gateway open TLS to a service's public port and
+// verify its certificate, under mesh none (with Istio the sidecars carry mTLS
+// and the port is plain HTTP). Nil when the gateway does not route to the
+// service or the CA bundle is not known yet.
+func BackendTLSPolicy(shop *shopv1.Shop, in Inputs, svc shopv1.ServiceName) *gatewayv1.BackendTLSPolicy {
+	if CABundleConfigMap(shop, in) == nil || HTTPRoute(shop, svc) == nil {
+		return nil
+	}
+	return &gatewayv1.BackendTLSPolicy{
+		TypeMeta:   gatewayTypeMeta("BackendTLSPolicy"),
+		ObjectMeta: ObjectMeta(shop, Name(shop, string(svc)), string(svc)),
+		Spec: gatewayv1.BackendTLSPolicySpec{
+			TargetRefs: []gatewayv1.LocalPolicyTargetReferenceWithSectionName{{
+				LocalPolicyTargetReference: gatewayv1.LocalPolicyTargetReference{
+					Group: "", Kind: "Service", Name: gatewayv1.ObjectName(Name(shop, string(svc))),
+				},
+				SectionName: ptr.To(gatewayv1.SectionName(callgraph.PublicPort.Name)),
+			}},
+			Validation: gatewayv1.BackendTLSPolicyValidation{
+				CACertificateRefs: []gatewayv1.LocalObjectReference{{Group: "", Kind: "ConfigMap", Name: gatewayv1.ObjectName(CABundleConfigMapName(shop))}},
+				Hostname:          gatewayv1.PreciseHostname(Name(shop, string(svc)) + "." + shop.Namespace + ".svc"),
+			},
+		},
+	}
+}

@@ -17,6 +17,9 @@ type Inputs struct {
 	// the signing key Secret exists; the JWKS ConfigMap and RequestAuthentication
 	// are built only once it is known.
 	JWKS string
+	// CABundle is the PEM CA certificate that issued the services'
+	// certificates (ca.crt of their Secrets); empty until cert-manager issued one.
+	CABundle string
 }
 
 // Default images of the data tier: the official images.

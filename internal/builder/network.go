@@ -101,7 +101,7 @@ func DefaultDenyNetworkPolicy(shop *shopv1.Shop) *networkingv1.NetworkPolicy {
 	}
 	egress := []networkingv1.NetworkPolicyEgressRule{{
 		To: []networkingv1.NetworkPolicyPeer{{
-			NamespaceSelector: &metav1.LabelSelector{},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceNameLabel: "kube-system"}},
 			PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
 		}},
 		Ports: dnsPorts,

@@ -87,6 +87,8 @@ func Start(o Options) (*envtest.Environment, *rest.Config, error) {
 		BinaryAssetsDirectory: assets,
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true},
 	}
+	// Room for many Shops' ClusterIP Services (the default /24 holds 254).
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)

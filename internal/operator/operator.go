@@ -8,6 +8,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -37,12 +38,18 @@ func NewScheme() *runtime.Scheme {
 }
 
 // CacheOptions keep only what the operator owns in memory: children carry the
-// managed-by label; Shops are cached whole.
+// managed-by label; Shops are cached whole. Managed fields are dropped from
+// cached objects except Deployments, whose spec.replicas owner decides the
+// handover to an autoscaler.
 func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{builder.LabelManagedBy: builder.ManagedByValue})
+	keep := func(o any) (any, error) { return o, nil }
 	return cache.Options{
-		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{builder.LabelManagedBy: builder.ManagedByValue}),
+		DefaultLabelSelector: managed,
+		DefaultTransform:     cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&shopv1.Shop{}: {Label: labels.Everything()},
+			&shopv1.Shop{}:       {Label: labels.Everything()},
+			&appsv1.Deployment{}: {Label: managed, Transform: keep},
 		},
 	}
 }
@@ -70,6 +77,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		HealthProbeBindAddress:        o.ProbeAddr,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              "shopstack-operator.shopstack.dev",
+		LeaderElectionNamespace:       o.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         CacheOptions(),
 	}

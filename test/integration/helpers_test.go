@@ -2,15 +2,67 @@ package integration
 
 import (
 	"context"
+	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
+
+// boundClaim creates a 10Gi claim bound to a CSI volume of the expandable
+// StorageClass "standard", as a dynamic provisioner would leave it.
+func boundClaim(t *testing.T, ns, name string, labels map[string]string) *corev1.PersistentVolumeClaim {
+	t.Helper()
+	ctx := context.Background()
+	sc := &storagev1.StorageClass{
+		ObjectMeta:           metav1.ObjectMeta{Name: "standard"},
+		Provisioner:          "csi.example.com",
+		AllowVolumeExpansion: ptr.To(true),
+	}
+	if err := k8sClient.Create(ctx, sc); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name, Annotations: map[string]string{"pv.kubernetes.io/provisioned-by": "csi.example.com"}},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName:              "standard",
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "csi.example.com", VolumeHandle: ns + "-" + name}},
+			ClaimRef:                      &corev1.ObjectReference{Namespace: ns, Name: name},
+		},
+	}
+	if err := k8sClient.Create(ctx, pv); err != nil {
+		t.Fatal(err)
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To("standard"),
+			VolumeName:       pv.Name,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
+		},
+	}
+	if err := k8sClient.Create(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	pvc.Status.Phase = corev1.ClaimBound
+	pvc.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}
+	if err := k8sClient.Status().Update(ctx, pvc); err != nil {
+		t.Fatal(err)
+	}
+	return pvc
+}
 
 // autoscalingv1Scale writes a Deployment's scale subresource the way the
 // HorizontalPodAutoscaler controller does (an update, not an apply).

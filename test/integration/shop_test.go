@@ -147,7 +147,10 @@ func TestInvalidShopsAreRefusedWithTheFieldNamed(t *testing.T) {
 			func(s *shopv1.Shop) { withAutoscaling(shopv1.ServiceOrder, 5, 3)(s) },
 			[]string{"spec.services.order.autoscaling.minReplicas", "minReplicas must not be greater than maxReplicas"}},
 		"synchronous standbys not below instances": {
-			func(s *shopv1.Shop) { s.Spec.Postgres.Instances = 2; s.Spec.Postgres.SynchronousStandbys = ptr.To[int32](2) },
+			func(s *shopv1.Shop) {
+				s.Spec.Postgres.Instances = 2
+				s.Spec.Postgres.SynchronousStandbys = ptr.To[int32](2)
+			},
 			[]string{"spec.postgres.synchronousStandbys", "must be less than instances"}},
 		"ten postgres instances": {
 			func(s *shopv1.Shop) { s.Spec.Postgres.Instances = 10 },
@@ -224,13 +227,69 @@ func TestStorageMayGrowButNotShrinkOrChangeClass(t *testing.T) {
 	shop := testShop(ns)
 	shop.Spec.Postgres.Storage = &shopv1.StorageSpec{Size: resourceQuantity("10Gi"), StorageClassName: ptr.To("standard")}
 	shop = createShop(t, shop)
+	waitForChildren(t, shop)
 	ctx := context.Background()
 
-	grow := shop.DeepCopy()
+	// The volume the StatefulSet controller and a CSI driver made for
+	// instance 0, in a class that allows expansion: the API server's
+	// PersistentVolumeClaimResize admission checks exactly that.
+	pvc := boundClaim(t, ns, "data-acme-postgres-0", builder.Labels(shop, builder.ComponentPostgres))
+	old := &appsv1.StatefulSet{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-postgres"}, old); err != nil {
+		t.Fatal(err)
+	}
+
+	grow := getShop(t, ns, "acme")
 	grow.Spec.Postgres.Storage.Size = resourceQuantity("20Gi")
 	if err := k8sClient.Update(ctx, grow); err != nil {
 		t.Fatalf("growing the storage was refused: %v", err)
 	}
+	eventually(t, converge, "the volume is expanded and the StatefulSet released with its pods orphaned", func() error {
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
+			return err
+		}
+		if got := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; got.String() != "20Gi" {
+			return fmt.Errorf("PVC requests %s", got.String())
+		}
+		sts := &appsv1.StatefulSet{}
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-postgres"}, sts)
+		if err == nil && sts.UID == old.UID && sts.DeletionTimestamp.IsZero() {
+			return errors.New("the StatefulSet was not released")
+		}
+		if err == nil && sts.UID == old.UID && !slices.Contains(sts.Finalizers, metav1.FinalizerOrphanDependents) {
+			return fmt.Errorf("released without orphaning its pods (finalizers %v)", sts.Finalizers)
+		}
+		return client.IgnoreNotFound(err)
+	})
+	// The garbage collector (not running here) orphans the pods and lets the
+	// StatefulSet go; the operator then creates it again with the new template.
+	eventually(t, converge, "the old StatefulSet is gone", func() error {
+		sts := &appsv1.StatefulSet{}
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-postgres"}, sts)
+		if apierrors.IsNotFound(err) || (err == nil && sts.UID != old.UID) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sts.Finalizers = nil
+		return k8sClient.Update(ctx, sts)
+	})
+	eventually(t, converge, "the StatefulSet is back with 20Gi volumes", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-postgres"}, sts); err != nil {
+			return err
+		}
+		got := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]
+		if sts.UID == old.UID || got.String() != "20Gi" {
+			return fmt.Errorf("StatefulSet %s with %s volumes", sts.UID, got.String())
+		}
+		return nil
+	})
+	if d := condition(t, ns, shopv1.ConditionDegraded); d.Status != metav1.ConditionFalse {
+		t.Errorf("Degraded %s: %s", d.Status, d.Message)
+	}
+
 	shrink := getShop(t, ns, "acme")
 	shrink.Spec.Postgres.Storage.Size = resourceQuantity("5Gi")
 	err := k8sClient.Update(ctx, shrink)
@@ -348,9 +407,12 @@ func TestSpecChangesReachTheChildren(t *testing.T) {
 			}
 			return err
 		})
-		if v := deployment(t, ns, "acme-user").Spec.Template.Labels["sidecar.istio.io/inject"]; v != "true" {
-			t.Errorf("sidecar injection label %q under mesh istio", v)
-		}
+		eventually(t, converge, "the services' pods ask for a sidecar", func() error {
+			if v := deployment(t, ns, "acme-user").Spec.Template.Labels["sidecar.istio.io/inject"]; v != "true" {
+				return fmt.Errorf("sidecar injection label %q under mesh istio", v)
+			}
+			return nil
+		})
 		updateShop(t, ns, withMesh(shopv1.MeshNone))
 		eventually(t, converge, "no Istio object is left", func() error {
 			n, err := count()
@@ -371,7 +433,7 @@ func TestDeletedOrEditedChildrenAreRepaired(t *testing.T) {
 	for _, obj := range []client.Object{
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "acme-payment", Namespace: ns}},
 		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "acme-default-deny", Namespace: ns}},
-		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: "acme-order", Namespace: ns}},
+		&cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: "acme-order-tls", Namespace: ns}},
 		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "acme-postgres", Namespace: ns}},
 	} {
 		name := fmt.Sprintf("%T %s", obj, obj.GetName())
@@ -522,22 +584,25 @@ func TestConditionsMoveFromProgressingToReady(t *testing.T) {
 		return nil
 	})
 
-	events := &corev1.EventList{}
-	if err := k8sClient.List(context.Background(), events, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, e := range events.Items {
-		if e.InvolvedObject.Kind == "Shop" {
-			reasons = append(reasons, e.Reason)
+	// Events are sent in the background: wait for them.
+	eventually(t, converge, "the Shop's events tell its story", func() error {
+		events := &corev1.EventList{}
+		if err := k8sClient.List(context.Background(), events, client.InNamespace(ns)); err != nil {
+			return err
 		}
-	}
-	eventsReasons := strings.Join(reasons, ",")
-	for _, want := range []string{"CreatedSecret", shopv1.ReasonAvailable} {
-		if !slices.Contains(reasons, want) {
-			t.Errorf("no %s event on the Shop (events: %s)", want, eventsReasons)
+		var reasons []string
+		for _, e := range events.Items {
+			if e.InvolvedObject.Kind == "Shop" {
+				reasons = append(reasons, e.Reason)
+			}
 		}
-	}
+		for _, want := range []string{"CreatedSecrets", shopv1.ReasonAvailable} {
+			if !slices.Contains(reasons, want) {
+				return fmt.Errorf("no %s event on the Shop (events: %s)", want, strings.Join(reasons, ","))
+			}
+		}
+		return nil
+	})
 }
 
 func TestPausedShopIsLeftAlone(t *testing.T) {
@@ -562,6 +627,51 @@ func TestPausedShopIsLeftAlone(t *testing.T) {
 	eventually(t, converge, "unpaused, the change lands", func() error {
 		if r := ptr.Deref(deployment(t, ns, "acme-user").Spec.Replicas, 0); r != 4 {
 			return fmt.Errorf("replicas %d", r)
+		}
+		return nil
+	})
+}
+
+func TestTheGatewayVerifiesTheServicesOnceTheirCAIsKnown(t *testing.T) {
+	ns := newNamespace(t)
+	shop := createShop(t, testShop(ns))
+	waitForChildren(t, shop)
+	ctx := context.Background()
+
+	// What cert-manager writes once it has issued the user service's
+	// certificate: the Secret, with the labels of the Certificate's template.
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "acme-user-tls", Namespace: ns, Labels: builder.Labels(shop, "user")},
+		Type:       corev1.SecretTypeTLS,
+		Data: map[string][]byte{
+			"tls.crt": []byte("-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n"),
+			"tls.key": []byte("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n"),
+			"ca.crt":  []byte("-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n"),
+		},
+	}
+	if err := k8sClient.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, converge, "the CA bundle and one BackendTLSPolicy per routed service exist", func() error {
+		cm := &corev1.ConfigMap{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-ca-bundle"}, cm); err != nil {
+			return err
+		}
+		if cm.Data["ca.crt"] != string(secret.Data["ca.crt"]) {
+			return fmt.Errorf("ca.crt %q", cm.Data["ca.crt"])
+		}
+		for _, svc := range []string{"user", "order", "inventory"} {
+			u, err := getObject(ctx, "gateway.networking.k8s.io/v1", "BackendTLSPolicy", ns, "acme-"+svc)
+			if err != nil {
+				return err
+			}
+			host, _, _ := unstructured.NestedString(u.Object, "spec", "validation", "hostname")
+			if host != "acme-"+svc+"."+ns+".svc" {
+				return fmt.Errorf("BackendTLSPolicy acme-%s verifies hostname %q", svc, host)
+			}
+		}
+		if _, err := getObject(ctx, "gateway.networking.k8s.io/v1", "BackendTLSPolicy", ns, "acme-payment"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("payment is not routed by the gateway, yet has a BackendTLSPolicy (%v)", err)
 		}
 		return nil
 	})

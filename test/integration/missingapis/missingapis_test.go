@@ -119,7 +119,7 @@ func TestMissingCRDsDegradeTheShopAndAreLaterPickedUp(t *testing.T) {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion("cert-manager.io/v1")
 		u.SetKind("Certificate")
-		return c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "acme-order"}, u)
+		return c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "acme-order-tls"}, u)
 	})
 	eventually(t, "Degraded no longer names cert-manager", func() error {
 		d, err := degraded()
