@@ -88,4 +88,3 @@ func claimSize(claims []corev1.PersistentVolumeClaim) *resource.Quantity {
 	}
 	return nil
 }
-
