@@ -132,6 +132,16 @@ func shopsFor(sample *shopv1.Shop, n int, prefix string) []*shopv1.Shop {
 	return out
 }
 
+// prepare makes the harness's own client and n Shops, each in a new namespace.
+func prepare(ctx context.Context, admin *rest.Config, sample *shopv1.Shop, n int, prefix string) (client.Client, []*shopv1.Shop, error) {
+	harness, err := client.New(admin, client.Options{Scheme: operator.NewScheme()})
+	if err != nil {
+		return nil, nil, err
+	}
+	shops := shopsFor(sample, n, prefix)
+	return harness, shops, createNamespaces(ctx, harness, shops)
+}
+
 func createNamespaces(ctx context.Context, c client.Client, shops []*shopv1.Shop) error {
 	for _, s := range shops {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}); err != nil {
@@ -223,12 +233,8 @@ func (c *counter) wait(timeout time.Duration) error {
 func operatorRun(cfg, admin *rest.Config, sample *shopv1.Shop, n int, prefix string) (time.Duration, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	harness, err := client.New(admin, client.Options{Scheme: operator.NewScheme()})
+	harness, shops, err := prepare(ctx, admin, sample, n, prefix)
 	if err != nil {
-		return 0, err
-	}
-	shops := shopsFor(sample, n, prefix)
-	if err := createNamespaces(ctx, harness, shops); err != nil {
 		return 0, err
 	}
 	mgr, err := operator.New(cfg, operator.Options{
@@ -280,12 +286,8 @@ func operatorRun(cfg, admin *rest.Config, sample *shopv1.Shop, n int, prefix str
 func floorRun(cfg, admin *rest.Config, sample *shopv1.Shop, n int, prefix string) (time.Duration, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	harness, err := client.New(admin, client.Options{Scheme: operator.NewScheme()})
+	harness, shops, err := prepare(ctx, admin, sample, n, prefix)
 	if err != nil {
-		return 0, err
-	}
-	shops := shopsFor(sample, n, prefix)
-	if err := createNamespaces(ctx, harness, shops); err != nil {
 		return 0, err
 	}
 	writer, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})

@@ -264,59 +264,68 @@ func PostgresStatefulSet(shop *shopv1.Shop) *appsv1.StatefulSet {
 		"-c", "max_replication_slots=10",
 		"-c", "wal_log_hints=on",
 	}
-	pod := corev1.PodSpec{
-		AutomountServiceAccountToken:  ptr.To(false),
-		SecurityContext:               podSecurityContext(PostgresUID),
-		TerminationGracePeriodSeconds: ptr.To[int64](60),
-		TopologySpreadConstraints:     topologySpread(shop, component),
-		Volumes: []corev1.Volume{
-			secretVolume("tls", Name(shop, component, "tls")),
-			secretVolume("credentials", CredentialSecretName(shop, CredPostgres)),
-			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: PostgresConfigMapName(shop)}, DefaultMode: ptr.To[int32](0o555),
-			}}},
-			{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	pod := dataPod(shop, component, PostgresUID, 60, CredPostgres, PostgresConfigMapName(shop), "config",
+		corev1.Volume{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	pod.Containers = []corev1.Container{{
+		Name:            "postgres",
+		Image:           image,
+		ImagePullPolicy: pullPolicy(shop),
+		Command:         []string{"sh", pgConfigMount + "/start.sh"},
+		Args:            args,
+		Ports:           []corev1.ContainerPort{{Name: callgraph.PostgresPort.Name, ContainerPort: callgraph.PostgresPort.Number, Protocol: corev1.ProtocolTCP}},
+		Env: []corev1.EnvVar{
+			{Name: "PGDATA", Value: pgData},
+			{Name: "POSTGRES_USER", Value: "postgres"},
+			{Name: "POSTGRES_PASSWORD_FILE", Value: credentialsMount + "/" + KeyPGSuperuser},
+			{Name: "POSTGRES_INITDB_ARGS", Value: "--auth-local=peer --auth-host=scram-sha-256 --data-checksums"},
+			{Name: "PRIMARY_HOST", Value: podFQDN(shop, component, PostgresPodName(shop, 0))},
 		},
-		Containers: []corev1.Container{{
-			Name:            "postgres",
-			Image:           image,
-			ImagePullPolicy: pullPolicy(shop),
-			Command:         []string{"sh", pgConfigMount + "/start.sh"},
-			Args:            args,
-			Ports:           []corev1.ContainerPort{{Name: callgraph.PostgresPort.Name, ContainerPort: callgraph.PostgresPort.Number, Protocol: corev1.ProtocolTCP}},
-			Env: []corev1.EnvVar{
-				{Name: "PGDATA", Value: pgData},
-				{Name: "POSTGRES_USER", Value: "postgres"},
-				{Name: "POSTGRES_PASSWORD_FILE", Value: credentialsMount + "/" + KeyPGSuperuser},
-				{Name: "POSTGRES_INITDB_ARGS", Value: "--auth-local=peer --auth-host=scram-sha-256 --data-checksums"},
-				{Name: "PRIMARY_HOST", Value: podFQDN(shop, component, PostgresPodName(shop, 0))},
-			},
-			Resources: corev1.ResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
-				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
-			},
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: "data", MountPath: pgDataMount},
-				{Name: "tls", MountPath: MountTLS, ReadOnly: true},
-				{Name: "credentials", MountPath: credentialsMount, ReadOnly: true},
-				{Name: "config", MountPath: pgConfigMount, ReadOnly: true},
-				{Name: "config", MountPath: "/docker-entrypoint-initdb.d/10-shopstack.sh", SubPath: "10-shopstack.sh", ReadOnly: true},
-				{Name: "run", MountPath: "/var/run/postgresql"},
-				{Name: "tmp", MountPath: "/tmp"},
-			},
-			SecurityContext: RestrictedContainerSecurityContext(),
-			StartupProbe:    pgProbe(5, 60),
-			ReadinessProbe:  pgProbe(5, 3),
-			LivenessProbe: &corev1.Probe{
-				ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(callgraph.PostgresPort.Name)}},
-				PeriodSeconds: 10, FailureThreshold: 6, TimeoutSeconds: 5,
-			},
-		}},
-	}
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "data", MountPath: pgDataMount},
+			{Name: "tls", MountPath: MountTLS, ReadOnly: true},
+			{Name: "credentials", MountPath: credentialsMount, ReadOnly: true},
+			{Name: "config", MountPath: pgConfigMount, ReadOnly: true},
+			{Name: "config", MountPath: "/docker-entrypoint-initdb.d/10-shopstack.sh", SubPath: "10-shopstack.sh", ReadOnly: true},
+			{Name: "run", MountPath: "/var/run/postgresql"},
+			{Name: "tmp", MountPath: "/tmp"},
+		},
+		SecurityContext: RestrictedContainerSecurityContext(),
+		StartupProbe:    pgProbe(5, 60),
+		ReadinessProbe:  pgProbe(5, 3),
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString(callgraph.PostgresPort.Name)}},
+			PeriodSeconds: 10, FailureThreshold: 6, TimeoutSeconds: 5,
+		},
+	}}
 	applyScheduling(shop, &pod)
 	return statefulSet(shop, component, PostgresInstances(shop), pod,
 		volumeClaim(shop, component, shop.Spec.Postgres.Storage, "10Gi"))
+}
+
+// dataPod is the pod spec both data tiers share: their user, the TLS and
+// credentials Secrets, their scripts ConfigMap (mounted as scriptsVolume), a
+// scratch /tmp, and extra volumes.
+func dataPod(shop *shopv1.Shop, component string, uid, grace int64, creds CredentialKind, configMap, scriptsVolume string, extra ...corev1.Volume) corev1.PodSpec {
+	vols := []corev1.Volume{
+		secretVolume("tls", Name(shop, component, "tls")),
+		secretVolume("credentials", CredentialSecretName(shop, creds)),
+		{Name: scriptsVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: configMap}, DefaultMode: ptr.To[int32](0o555),
+		}}},
+	}
+	vols = append(vols, extra...)
+	vols = append(vols, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	return corev1.PodSpec{
+		AutomountServiceAccountToken:  ptr.To(false),
+		SecurityContext:               podSecurityContext(uid),
+		TerminationGracePeriodSeconds: ptr.To(grace),
+		TopologySpreadConstraints:     topologySpread(shop, component),
+		Volumes:                       vols,
+	}
 }
 
 func pgProbe(period, failures int32) *corev1.Probe {
@@ -460,23 +469,12 @@ func RedisStatefulSet(shop *shopv1.Shop) *appsv1.StatefulSet {
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
 		},
 	}
-	pod := corev1.PodSpec{
-		AutomountServiceAccountToken:  ptr.To(false),
-		SecurityContext:               podSecurityContext(RedisUID),
-		TerminationGracePeriodSeconds: ptr.To[int64](30),
-		TopologySpreadConstraints:     topologySpread(shop, component),
-		Volumes: []corev1.Volume{
-			secretVolume("tls", Name(shop, component, "tls")),
-			secretVolume("credentials", CredentialSecretName(shop, CredRedis)),
-			{Name: "scripts", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: RedisConfigMapName(shop)}, DefaultMode: ptr.To[int32](0o555),
-			}}},
-			{Name: "conf", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("1Mi"))}}},
-			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		},
-		InitContainers: []corev1.Container{configure},
-		Containers:     []corev1.Container{server, sentinel},
-	}
+	pod := dataPod(shop, component, RedisUID, 30, CredRedis, RedisConfigMapName(shop), "scripts",
+		corev1.Volume{Name: "conf", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+			Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("1Mi")),
+		}}})
+	pod.InitContainers = []corev1.Container{configure}
+	pod.Containers = []corev1.Container{server, sentinel}
 	applyScheduling(shop, &pod)
 	return statefulSet(shop, component, RedisReplicas(shop), pod,
 		volumeClaim(shop, component, shop.Spec.Redis.Storage, "1Gi"))

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -160,16 +161,7 @@ func TestALostCredentialsSecretWithDataIsReportedNotRegenerated(t *testing.T) {
 	waitForChildren(t, shop)
 
 	// The volume the StatefulSet controller would have made for instance 0.
-	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "data-acme-postgres-0", Namespace: ns, Labels: builder.Labels(shop, builder.ComponentPostgres)},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
-		},
-	}
-	if err := k8sClient.Create(ctx, pvc); err != nil {
-		t.Fatal(err)
-	}
+	postgresClaim(t, shop)
 	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "acme-postgres-credentials", Namespace: ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,4 +179,54 @@ func TestALostCredentialsSecretWithDataIsReportedNotRegenerated(t *testing.T) {
 	}
 	// The payment key is still there: only what is lost is reported.
 	secretData(t, ns, "acme-payment-key")
+}
+
+func TestARestoredSecretWithoutLabelsIsUsedNotReportedLost(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	shop := createShop(t, testShop(ns))
+	waitForChildren(t, shop)
+	original := secretData(t, ns, "acme-postgres-credentials")
+	postgresClaim(t, shop)
+	// An admin restores the Secret from a backup that dropped its labels: it
+	// is invisible to the operator's label-selected cache.
+	if err := k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "acme-postgres-credentials", Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	restored := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "acme-postgres-credentials", Namespace: ns}, Data: original}
+	if err := k8sClient.Create(ctx, restored); err != nil {
+		t.Fatal(err)
+	}
+	updateShop(t, ns, withReplicas(shopv1.ServiceUser, 3)) // make sure a reconcile runs
+	eventually(t, converge, "the change lands", func() error {
+		if r := ptr.Deref(deployment(t, ns, "acme-user").Spec.Replicas, 0); r != 3 {
+			return fmt.Errorf("replicas %d", r)
+		}
+		return nil
+	})
+	if c := condition(t, ns, shopv1.ConditionDegraded); c.Status != metav1.ConditionFalse {
+		t.Errorf("Degraded %s %s: %s", c.Status, c.Reason, c.Message)
+	}
+	got := secretData(t, ns, "acme-postgres-credentials")
+	for k, v := range original {
+		if string(got[k]) != string(v) {
+			t.Errorf("the restored Secret's key %s was changed", k)
+		}
+	}
+}
+
+// postgresClaim creates the (unbound) volume claim of Postgres instance 0, as
+// the StatefulSet controller would: proof that the Shop's data exists.
+func postgresClaim(t *testing.T, shop *shopv1.Shop) {
+	t.Helper()
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data-acme-postgres-0", Namespace: shop.Namespace, Labels: builder.Labels(shop, builder.ComponentPostgres)},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
+		},
+	}
+	if err := k8sClient.Create(context.Background(), pvc); err != nil {
+		t.Fatal(err)
+	}
 }
