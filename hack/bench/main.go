@@ -52,7 +52,7 @@ const (
 
 func main() {
 	shopsFlag := flag.String("shops", "1,50", "comma-separated numbers of Shops to converge")
-	rounds := flag.Int("rounds", 3, "alternating operator/floor runs per size; the median ratio is reported")
+	rounds := flag.Int("rounds", 5, "alternating operator/floor runs per size; the median ratio is reported")
 	sample := flag.String("f", "config/samples/shopstack_v1alpha1_shop.yaml", "the Shop to replicate")
 	flag.Parse()
 	if err := run(*shopsFlag, *rounds, *sample); err != nil {
