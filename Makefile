@@ -68,7 +68,7 @@ run: ## Run the manager against the current kubeconfig.
 
 .PHONY: render
 render: ## Print every child of the sample Shop as YAML, without a cluster.
-	go run -ldflags "$(LDFLAGS)" ./cmd render -f config/samples/shopstack_v1alpha1_shop.yaml
+	@go run -ldflags "$(LDFLAGS)" ./cmd render -f config/samples/shopstack_v1alpha1_shop.yaml
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).

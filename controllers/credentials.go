@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopstack/shopstack/api/v1alpha1"
@@ -87,6 +89,13 @@ func (r *ShopReconciler) ensureCredentials(ctx context.Context, st *reconcileSta
 				}
 			}
 		}
+		if err := credentials.Validate(kind, secret.Data); err != nil {
+			st.credentialsInvalid = append(st.credentialsInvalid, fmt.Sprintf("Secret %s: %v", secret.Name, err))
+			continue
+		}
+		if err := r.adoptCredentials(ctx, shop, kind, secret); err != nil {
+			return in, err
+		}
 		if kind == shopbuilder.CredJWTSigning {
 			jwks, err := credentials.JWKS(secret.Data)
 			if err != nil {
@@ -154,4 +163,40 @@ func (r *ShopReconciler) caBundle(ctx context.Context, shop *shopv1.Shop) (strin
 		}
 	}
 	return "", nil
+}
+
+// adoptCredentials makes a credentials Secret's labels and owner reference
+// follow the Shop: owned under deletionPolicy Delete (it goes with the Shop),
+// not owned under Retain (it outlives the Shop with the volumes it unlocks).
+// Only metadata is patched; the values are never touched.
+func (r *ShopReconciler) adoptCredentials(ctx context.Context, shop *shopv1.Shop, kind shopbuilder.CredentialKind, secret *corev1.Secret) error {
+	want := shopbuilder.CredentialSecret(shop, kind, nil)
+	var refs []metav1.OwnerReference
+	for _, ref := range secret.OwnerReferences {
+		if ref.Kind != "Shop" || !strings.HasPrefix(ref.APIVersion, shopv1.GroupVersion.Group+"/") {
+			refs = append(refs, ref) // someone else's: keep
+		}
+	}
+	refs = append(refs, want.OwnerReferences...)
+	labelsOK := true
+	for k, v := range want.Labels {
+		if secret.Labels[k] != v {
+			labelsOK = false
+		}
+	}
+	if labelsOK && equality.Semantic.DeepEqual(refs, secret.OwnerReferences) {
+		return nil
+	}
+	patch := client.MergeFrom(secret.DeepCopy())
+	secret.OwnerReferences = refs
+	if secret.Labels == nil {
+		secret.Labels = map[string]string{}
+	}
+	for k, v := range want.Labels {
+		secret.Labels[k] = v
+	}
+	if err := r.Patch(ctx, secret, patch, client.FieldOwner(apply.FieldOwner)); err != nil {
+		return fmt.Errorf("updating the owner of Secret %s for deletionPolicy %s: %w", secret.Name, shop.Spec.DeletionPolicy, err)
+	}
+	return nil
 }

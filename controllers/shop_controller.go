@@ -56,6 +56,7 @@ type ShopReconciler struct {
 
 // +kubebuilder:rbac:groups=shopstack.dev,resources=shops,verbs=get;list;watch
 // +kubebuilder:rbac:groups=shopstack.dev,resources=shops/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=shopstack.dev,resources=shops/finalizers,verbs=update
 // +kubebuilder:rbac:groups=core,resources=services;serviceaccounts;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=persistentvolumeclaims,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
@@ -70,7 +71,6 @@ type ShopReconciler struct {
 
 // Reconcile brings one Shop's children to what its spec asks for.
 func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
 	shop := &shopv1.Shop{}
 	if err := r.Get(ctx, req.NamespacedName, shop); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -86,6 +86,10 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 
 	st := &reconcileState{shop: shop}
 	before := shop.Status.DeepCopy()
+	if st.specInvalid = validateSpec(shop); len(st.specInvalid) > 0 {
+		setConditions(st)
+		return ctrl.Result{}, r.writeStatus(ctx, shop, before)
+	}
 
 	in, err := r.ensureCredentials(ctx, st)
 	if err != nil {
@@ -98,7 +102,7 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	r.applyAll(ctx, st, desired)
 	// Prune only after a clean pass: a child missing from desired because a
 	// read failed (the signing key, say) must not be deleted.
-	if len(st.errs) == 0 {
+	if len(st.errs) == 0 && len(st.credentialsInvalid) == 0 && len(st.credentialsLost) == 0 {
 		if err := r.prune(ctx, st, desired); err != nil {
 			st.fail(err)
 		}
@@ -108,23 +112,31 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	}
 	setConditions(st)
 
-	if !equalStatus(before, &shop.Status) {
-		if err := r.Status().Update(ctx, shop); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{Requeue: true}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("updating status of Shop %s: %w", shop.Name, err)
-		}
-		r.recordTransitions(shop, before)
+	if err := r.writeStatus(ctx, shop, before); err != nil {
+		return ctrl.Result{}, err
 	}
 	if len(st.errs) > 0 {
-		logger.Error(errors.Join(st.errs...), "reconcile incomplete")
+		// Returned, not logged: controller-runtime logs it and backs off.
 		return ctrl.Result{}, errors.Join(st.errs...)
 	}
 	if !meta.IsStatusConditionTrue(shop.Status.Conditions, shopv1.ConditionReady) {
 		return ctrl.Result{RequeueAfter: r.requeueAfter()}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// writeStatus updates the Shop's status if it changed, and records the
+// transitions an admin cares about as events. A conflict is returned as an
+// error: the next pass recomputes the status from a fresh Shop.
+func (r *ShopReconciler) writeStatus(ctx context.Context, shop *shopv1.Shop, before *shopv1.ShopStatus) error {
+	if equalStatus(before, &shop.Status) {
+		return nil
+	}
+	if err := r.Status().Update(ctx, shop); err != nil {
+		return fmt.Errorf("updating status of Shop %s: %w", shop.Name, err)
+	}
+	r.recordTransitions(shop, before)
+	return nil
 }
 
 func (r *ShopReconciler) requeueAfter() time.Duration {
@@ -140,9 +152,13 @@ type reconcileState struct {
 	errs            []error
 	missingAPIs     map[string][]string // group/version -> kinds skipped
 	credentialsLost []string
-	waiting         []string // workloads not yet available, for humans
-	certsWaiting    []string
-	applied         int
+	// specInvalid: field-named problems the CRD schema could not catch.
+	specInvalid []string
+	// credentialsInvalid: Secrets that exist but lack what the Shop needs.
+	credentialsInvalid []string
+	waiting            []string // workloads not yet available, for humans
+	certsWaiting       []string
+	applied            int
 }
 
 func (s *reconcileState) fail(err error) { s.errs = append(s.errs, err) }
@@ -198,8 +214,14 @@ func (r *ShopReconciler) applyAll(ctx context.Context, st *reconcileState, desir
 			st.fail(err)
 			continue
 		}
-		if res == apply.Applied {
+		switch res {
+		case apply.Applied:
 			st.applied++
+		case apply.Replaced:
+			st.applied++
+			r.Recorder.Eventf(st.shop, obj, corev1.EventTypeWarning, "RepairedDrift", "Replace",
+				"%s %s had changes from another writer that apply cannot undo (extra containers, env vars, ports...); replaced it with the Shop's version",
+				obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())
 		}
 	}
 }

@@ -155,6 +155,10 @@ func setConditions(st *reconcileState) {
 
 	var problems []string
 	degradedReason := shopv1.ReasonAsExpected
+	if len(st.specInvalid) > 0 {
+		degradedReason = shopv1.ReasonInvalidSpec
+		problems = append(problems, "the spec cannot be carried out, nothing was applied: "+strings.Join(st.specInvalid, "; "))
+	}
 	if len(st.missingAPIs) > 0 {
 		degradedReason = shopv1.ReasonMissingAPIs
 		problems = append(problems, missingAPIsMessage(st.missingAPIs))
@@ -164,6 +168,11 @@ func setConditions(st *reconcileState) {
 		problems = append(problems, fmt.Sprintf(
 			"credentials Secret(s) %s are missing but the data they protect still exists on PersistentVolumeClaims; "+
 				"restore them from a backup (a new value would lock the services out of their data)", strings.Join(st.credentialsLost, ", ")))
+	}
+	if len(st.credentialsInvalid) > 0 {
+		degradedReason = shopv1.ReasonCredentialsInvalid
+		problems = append(problems, "credentials Secret(s) are not usable and were left as they are: "+
+			strings.Join(st.credentialsInvalid, "; ")+"; fix or restore them (the operator never overwrites credentials)")
 	}
 	if len(st.errs) > 0 {
 		if degradedReason == shopv1.ReasonAsExpected {

@@ -20,6 +20,8 @@ const (
 	ReasonMissingAPIs         = "MissingAPIs"
 	ReasonApplyFailed         = "ApplyFailed"
 	ReasonCredentialsLost     = "CredentialsLost"
+	ReasonCredentialsInvalid  = "CredentialsInvalid"
+	ReasonInvalidSpec         = "InvalidSpec"
 	ReasonPaused              = "Paused"
 	ReasonNotReady            = "NotReady"
 )

@@ -57,10 +57,17 @@ const (
 )
 
 // Hostname is a DNS name served by the gateway; a leading "*." makes it a wildcard.
+// Each label has at most 63 characters; IP addresses are not host names.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=253
-// +kubebuilder:validation:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+// +kubebuilder:validation:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`
+// +kubebuilder:validation:XValidation:rule="!isIP(self)",message="must be a host name, not an IP address"
 type Hostname string
+
+// Image is a container image reference; it may not contain white space.
+// +kubebuilder:validation:MaxLength=512
+// +kubebuilder:validation:Pattern=`^[^\s]+$`
+type Image string
 
 // CIDR is an IPv4 or IPv6 address range such as 10.0.0.0/8.
 // +kubebuilder:validation:MaxLength=49
@@ -71,9 +78,11 @@ type CIDR string
 type ShopSpec struct {
 	// version is the tag of the service images. Unset means the operator's own
 	// version, so an operator upgrade also rolls the services; pin it to avoid that.
+	// It is also the app.kubernetes.io/version label, so at most 63 characters
+	// that begin and end with a letter or digit.
 	// +optional
-	// +kubebuilder:validation:MaxLength=128
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`
 	Version string `json:"version,omitempty"`
 
 	// imageRepository is the registry path of the service images:
@@ -187,11 +196,33 @@ type ServiceSpec struct {
 	// resources of the service container. Default: requests cpu 100m, memory
 	// 64Mi; limits memory 256Mi.
 	// +optional
-	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Resources *Resources `json:"resources,omitempty"`
+}
+
+// Resources are a container's CPU and memory requests and limits.
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || !has(self.requests.cpu) || !has(self.limits.cpu) || quantity(string(self.requests.cpu)).compareTo(quantity(string(self.limits.cpu))) <= 0",message="the CPU request must not exceed the CPU limit",fieldPath=".requests.cpu"
+// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || !has(self.requests.memory) || !has(self.limits.memory) || quantity(string(self.requests.memory)).compareTo(quantity(string(self.limits.memory))) <= 0",message="the memory request must not exceed the memory limit",fieldPath=".requests.memory"
+type Resources struct {
+	// requests is what the scheduler reserves.
+	// +optional
+	Requests *ResourceAmounts `json:"requests,omitempty"`
+	// limits is the most the container may use.
+	// +optional
+	Limits *ResourceAmounts `json:"limits,omitempty"`
+}
+
+// ResourceAmounts is an amount of CPU and memory.
+type ResourceAmounts struct {
+	// cpu, for example 100m.
+	// +optional
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+	// memory, for example 64Mi.
+	// +optional
+	Memory *resource.Quantity `json:"memory,omitempty"`
 }
 
 // AutoscalingSpec configures a HorizontalPodAutoscaler on CPU utilisation.
-// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas must not be greater than maxReplicas",fieldPath=".minReplicas"
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="minReplicas (default 2) must not be greater than maxReplicas",fieldPath=".minReplicas"
 type AutoscalingSpec struct {
 	// minReplicas is the lower bound.
 	// +optional
@@ -219,24 +250,33 @@ type AutoscalingSpec struct {
 type SchedulingSpec struct {
 	// nodeSelector restricts pods to nodes with these labels.
 	// +optional
+	// Keys and values must be valid label keys and values (checked by the
+	// operator, which reports a bad one in the Degraded condition).
+	// +kubebuilder:validation:MaxProperties=32
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 	// tolerations let pods run on tainted nodes.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(t, !has(t.operator) || t.operator != 'Exists' || !has(t.value) || t.value == '')",message="a toleration with operator Exists must not have a value"
+	// +kubebuilder:validation:XValidation:rule="self.all(t, !has(t.operator) || t.operator in ['Exists', 'Equal'])",message="operator must be Exists or Equal"
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 	// priorityClassName of every pod.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 }
 
 // StorageSpec sizes a persistent volume. The size may grow but never shrink,
 // and the storage class cannot change after creation.
 // +kubebuilder:validation:XValidation:rule="quantity(string(self.size)).isGreaterThan(quantity('0'))",message="size must be greater than zero",fieldPath=".size"
+// +kubebuilder:validation:XValidation:rule="quantity(string(self.size)).isInteger()",message="size must be a whole number of bytes, such as 10Gi",fieldPath=".size"
 // +kubebuilder:validation:XValidation:rule="quantity(string(self.size)).compareTo(quantity(string(oldSelf.size))) >= 0",message="size may grow but never shrink",fieldPath=".size"
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable",fieldPath=".storageClassName"
 type StorageSpec struct {
-	// size of each volume, for example 10Gi.
+	// size of each volume, for example 10Gi. It may grow (the volumes are
+	// expanded, which their StorageClass must allow) but never shrink.
 	// +required
 	Size resource.Quantity `json:"size"`
 
@@ -249,7 +289,8 @@ type StorageSpec struct {
 // PostgresSpec configures the Postgres data tier.
 // +kubebuilder:validation:XValidation:rule="!has(self.synchronousStandbys) || self.synchronousStandbys < self.instances",message="synchronousStandbys must be less than instances",fieldPath=".synchronousStandbys"
 type PostgresSpec struct {
-	// instances is the number of Postgres servers: one primary, the rest streaming standbys.
+	// instances is the number of Postgres servers: one primary, the rest
+	// streaming standbys. 1 to 9, default 3.
 	// +optional
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=1
@@ -258,8 +299,7 @@ type PostgresSpec struct {
 
 	// image of the Postgres container; unset uses the official postgres image.
 	// +optional
-	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image,omitempty"`
+	Image Image `json:"image,omitempty"`
 
 	// storage of each instance.
 	// +optional
@@ -283,7 +323,7 @@ type PostgresSpec struct {
 
 // RedisSpec configures Redis: one master, replicas, and a Sentinel beside each.
 type RedisSpec struct {
-	// replicas is the number of Redis servers, master included.
+	// replicas is the number of Redis servers, master included. 1 to 9, default 3.
 	// +optional
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=1
@@ -292,8 +332,7 @@ type RedisSpec struct {
 
 	// image of the Redis and Sentinel containers; unset uses the official redis image.
 	// +optional
-	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image,omitempty"`
+	Image Image `json:"image,omitempty"`
 
 	// storage of each Redis server.
 	// +optional
@@ -366,6 +405,7 @@ type RateLimitSpec struct {
 }
 
 // GatewaySpec exposes the Shop to end users.
+// +kubebuilder:validation:XValidation:rule="!has(self.hosts) || size(self.hosts) == 0 || !self.hosts[0].startsWith('*')",message="the first host names the Shop's URL and token issuer, so it must not be a wildcard",fieldPath=".hosts"
 type GatewaySpec struct {
 	// className is the GatewayClass of the Gateway (istio, envoy-gateway, cilium, ...).
 	// +optional

@@ -166,8 +166,15 @@ func run(file string, keep bool, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	step("the control plane and the operator keep running; press Ctrl-C to stop")
-	fmt.Printf("    kubectl --kubeconfig %s get shops,all -A\n", path)
+	defer os.RemoveAll(filepath.Dir(path)) // it holds admin credentials
+	kubectl := "kubectl"
+	if root, err := localcp.RepoRoot(); err == nil {
+		if dir, err := localcp.Assets(root); err == nil {
+			kubectl = filepath.Join(dir, "kubectl") // the client built with the control plane, same version
+		}
+	}
+	step("the control plane and the operator keep running; press Ctrl-C to stop (make then reports the interrupt)")
+	fmt.Printf("    %s --kubeconfig %s get shops,all -A\n", kubectl, path)
 	select {
 	case <-ctx.Done():
 	case err := <-mgrDone:
@@ -188,6 +195,7 @@ func refusal(err error) error {
 	if st.Details != nil && len(st.Details.Causes) > 0 {
 		for _, c := range st.Details.Causes {
 			if c.Field == "" || c.Field == "<nil>" {
+				fmt.Fprintf(&b, "\n    %s", c.Message) // a rule on the whole object, such as the name's
 				continue
 			}
 			fmt.Fprintf(&b, "\n    %s: %s", c.Field, c.Message)

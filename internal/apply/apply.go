@@ -30,6 +30,10 @@ const (
 	Unchanged Result = iota
 	// Applied: a server-side apply request was sent.
 	Applied
+	// Replaced: apply alone could not undo another writer's additions (an
+	// extra container, env var or port is theirs, and apply never removes
+	// fields it does not own), so the object was replaced by an update.
+	Replaced
 )
 
 // Desired turns a typed object into the map that is applied: its JSON, with
@@ -91,10 +95,34 @@ func Apply(ctx context.Context, c client.Client, obj client.Object, live client.
 	if ok {
 		return Unchanged, nil
 	}
+	want := desired.DeepCopy()
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return Unchanged, fmt.Errorf("applying %s %s: %w", desired.GetKind(), desired.GetName(), err)
+		return Unchanged, fmt.Errorf("applying %s %s: %w", want.GetKind(), want.GetName(), err)
 	}
-	return Applied, nil
+	// desired now holds the API server's answer.
+	if Contains(desired.Object, want.Object) {
+		return Applied, nil
+	}
+	if err := replace(ctx, c, want, desired); err != nil {
+		return Applied, fmt.Errorf("replacing %s %s to undo changes made by another writer: %w", want.GetKind(), want.GetName(), err)
+	}
+	return Replaced, nil
+}
+
+// replace writes want over live with an update, which (unlike apply) drops
+// every field want does not set. What the server or other controllers own by
+// design is carried over: the resource version, finalizers, and the replica
+// count of a workload whose size an autoscaler decides.
+func replace(ctx context.Context, c client.Client, want, live *unstructured.Unstructured) error {
+	u := want.DeepCopy()
+	u.SetResourceVersion(live.GetResourceVersion())
+	u.SetFinalizers(live.GetFinalizers())
+	if _, set, _ := unstructured.NestedFieldNoCopy(want.Object, "spec", "replicas"); !set {
+		if r, ok, _ := unstructured.NestedFieldNoCopy(live.Object, "spec", "replicas"); ok {
+			_ = unstructured.SetNestedField(u.Object, r, "spec", "replicas")
+		}
+	}
+	return c.Update(ctx, u, client.FieldOwner(FieldOwner))
 }
 
 // CreateOnce creates obj if no object of its name exists and never changes an

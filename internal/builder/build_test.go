@@ -875,3 +875,12 @@ func TestGatewayOriginatesTLSToTheServicesWithoutAMesh(t *testing.T) {
 		}
 	}
 }
+
+func TestCACommonNameFitsX509WithTheLongestNames(t *testing.T) {
+	shop := testShop(withName(strings.Repeat("s", 30)))
+	shop.Namespace = strings.Repeat("n", 63)
+	ca := find[*cmapi.Certificate](t, Build(shop, testInputs()), Name(shop, "ca"))
+	if n := len(ca.Spec.CommonName); n > 64 {
+		t.Errorf("CA common name %q has %d characters; cert-manager refuses more than 64", ca.Spec.CommonName, n)
+	}
+}

@@ -118,8 +118,11 @@ func BootstrapIssuers(shop *shopv1.Shop) (selfSigned *cmapi.Issuer, ca *cmapi.Ce
 		TypeMeta:   metav1.TypeMeta{APIVersion: cmapi.SchemeGroupVersion.String(), Kind: cmapi.CertificateKind},
 		ObjectMeta: ObjectMeta(shop, Name(shop, "ca"), ComponentCA),
 		Spec: cmapi.CertificateSpec{
-			IsCA:           true,
-			CommonName:     shop.Namespace + "/" + shop.Name + " shopstack CA",
+			IsCA: true,
+			// X.509 limits a common name to 64 characters: the Shop's name
+			// fits (at most 30), its namespace goes into the OU (at most 63).
+			CommonName:     "shopstack CA " + shop.Name,
+			Subject:        &cmapi.X509Subject{OrganizationalUnits: []string{shop.Namespace}},
 			SecretName:     Name(shop, "ca"),
 			SecretTemplate: &cmapi.CertificateSecretTemplate{Labels: Labels(shop, ComponentCA)},
 			Duration:       &metav1.Duration{Duration: caDuration},

@@ -244,7 +244,7 @@ exec docker-entrypoint.sh "$@"
 
 // PostgresStatefulSet runs the Postgres instances.
 func PostgresStatefulSet(shop *shopv1.Shop) *appsv1.StatefulSet {
-	image := shop.Spec.Postgres.Image
+	image := string(shop.Spec.Postgres.Image)
 	if image == "" {
 		image = DefaultPostgresImage
 	}
@@ -419,7 +419,7 @@ chmod 600 "$out/redis.conf" "$out/sentinel.conf"
 
 // RedisStatefulSet runs the Redis servers, each with a Sentinel beside it.
 func RedisStatefulSet(shop *shopv1.Shop) *appsv1.StatefulSet {
-	image := shop.Spec.Redis.Image
+	image := string(shop.Spec.Redis.Image)
 	if image == "" {
 		image = DefaultRedisImage
 	}

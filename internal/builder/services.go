@@ -89,7 +89,7 @@ func Autoscaled(shop *shopv1.Shop, svc shopv1.ServiceName) bool {
 func DesiredReplicas(shop *shopv1.Shop, svc shopv1.ServiceName) int32 {
 	s := serviceSpec(shop, svc)
 	if s.Autoscaling != nil {
-		return max(s.Autoscaling.MinReplicas, 1)
+		return minReplicas(s.Autoscaling)
 	}
 	if s.Replicas != nil {
 		return *s.Replicas
@@ -99,7 +99,7 @@ func DesiredReplicas(shop *shopv1.Shop, svc shopv1.ServiceName) int32 {
 
 func serviceResources(shop *shopv1.Shop, svc shopv1.ServiceName) corev1.ResourceRequirements {
 	if r := serviceSpec(shop, svc).Resources; r != nil {
-		return *r.DeepCopy()
+		return resourceRequirements(r)
 	}
 	return corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{
@@ -108,6 +108,23 @@ func serviceResources(shop *shopv1.Shop, svc shopv1.ServiceName) corev1.Resource
 		},
 		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 	}
+}
+
+func resourceRequirements(r *shopv1.Resources) corev1.ResourceRequirements {
+	list := func(a *shopv1.ResourceAmounts) corev1.ResourceList {
+		if a == nil || (a.CPU == nil && a.Memory == nil) {
+			return nil
+		}
+		l := corev1.ResourceList{}
+		if a.CPU != nil {
+			l[corev1.ResourceCPU] = *a.CPU
+		}
+		if a.Memory != nil {
+			l[corev1.ResourceMemory] = *a.Memory
+		}
+		return l
+	}
+	return corev1.ResourceRequirements{Requests: list(r.Requests), Limits: list(r.Limits)}
 }
 
 // AllowedCallers lists the SPIFFE IDs the service's internal mTLS listener
@@ -379,6 +396,15 @@ func Deployment(shop *shopv1.Shop, in Inputs, svc shopv1.ServiceName) *appsv1.De
 	return d
 }
 
+// minReplicas is the autoscaler's lower bound with the CRD's default of 2,
+// so a Shop rendered without a cluster matches what the API server stores.
+func minReplicas(as *shopv1.AutoscalingSpec) int32 {
+	if as.MinReplicas == 0 {
+		return 2
+	}
+	return as.MinReplicas
+}
+
 // HorizontalPodAutoscaler scales one service on CPU, or nil without autoscaling.
 func HorizontalPodAutoscaler(shop *shopv1.Shop, svc shopv1.ServiceName) *autoscalingv2.HorizontalPodAutoscaler {
 	as := serviceSpec(shop, svc).Autoscaling
@@ -394,7 +420,7 @@ func HorizontalPodAutoscaler(shop *shopv1.Shop, svc shopv1.ServiceName) *autosca
 		ObjectMeta: ObjectMeta(shop, Name(shop, string(svc)), string(svc)),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: Name(shop, string(svc))},
-			MinReplicas:    ptr.To(max(as.MinReplicas, 1)),
+			MinReplicas:    ptr.To(minReplicas(as)),
 			MaxReplicas:    as.MaxReplicas,
 			Metrics: []autoscalingv2.MetricSpec{{
 				Type: autoscalingv2.ResourceMetricSourceType,

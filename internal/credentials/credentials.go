@@ -154,3 +154,38 @@ func JWKS(data map[string][]byte) (string, error) {
 	}{[]JWK{jwk}})
 	return string(b), err
 }
+
+// required lists the keys each credentials Secret must hold, non-empty.
+var required = map[builder.CredentialKind][]string{
+	builder.CredJWTSigning: {builder.KeyJWTSigningKey, builder.KeyJWTKeyID},
+	builder.CredPayment:    {builder.KeyEncryptionKey},
+	builder.CredAdmin:      {builder.KeyUsername, builder.KeyPassword},
+	builder.CredPostgres:   append([]string{builder.KeyPGSuperuser, builder.KeyPGReplication, builder.KeyPGOperator}, postgresServices...),
+	builder.CredRedis:      append([]string{builder.KeyRedisReplication, builder.KeyRedisSentinel, builder.KeyRedisACL}, redisServices...),
+}
+
+// Validate reports what makes an existing credentials Secret unusable: a
+// missing or empty key, a signing key that is not ECDSA P-256, an encryption
+// key that is not 32 bytes. The operator reports it and never overwrites it.
+func Validate(kind builder.CredentialKind, data map[string][]byte) error {
+	var missing []string
+	for _, k := range required[kind] {
+		if len(data[k]) == 0 {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing or empty key(s) %s", strings.Join(missing, ", "))
+	}
+	switch kind {
+	case builder.CredJWTSigning:
+		if _, err := JWKS(data); err != nil {
+			return err
+		}
+	case builder.CredPayment:
+		if n := len(data[builder.KeyEncryptionKey]); n != 32 {
+			return fmt.Errorf("%s has %d bytes, want 32 (AES-256)", builder.KeyEncryptionKey, n)
+		}
+	}
+	return nil
+}

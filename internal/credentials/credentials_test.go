@@ -385,3 +385,36 @@ func TestRedisACL(t *testing.T) {
 		t.Error("the ACL file contains order's password in the clear")
 	}
 }
+
+func TestValidateRefusesUnusableCredentials(t *testing.T) {
+	good := func(kind builder.CredentialKind) map[string][]byte {
+		d, err := Generate(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, kind := range builder.AllCredentials {
+		if err := Validate(kind, good(kind)); err != nil {
+			t.Errorf("%s: freshly generated data refused: %v", kind, err)
+		}
+		if err := Validate(kind, map[string][]byte{}); err == nil || !strings.Contains(err.Error(), "missing or empty") {
+			t.Errorf("%s: empty Secret: got %v, want a missing-keys error", kind, err)
+		}
+	}
+	short := good(builder.CredPayment)
+	short[builder.KeyEncryptionKey] = short[builder.KeyEncryptionKey][:16]
+	if err := Validate(builder.CredPayment, short); err == nil || !strings.Contains(err.Error(), "want 32") {
+		t.Errorf("16-byte encryption key: got %v", err)
+	}
+	bad := good(builder.CredJWTSigning)
+	bad[builder.KeyJWTSigningKey] = []byte("not a key")
+	if err := Validate(builder.CredJWTSigning, bad); err == nil {
+		t.Error("a signing key that is not PEM was accepted")
+	}
+	pg := good(builder.CredPostgres)
+	delete(pg, "payment")
+	if err := Validate(builder.CredPostgres, pg); err == nil || !strings.Contains(err.Error(), "payment") {
+		t.Errorf("Postgres credentials without the payment role: got %v, want it named", err)
+	}
+}

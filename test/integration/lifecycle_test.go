@@ -230,3 +230,79 @@ func postgresClaim(t *testing.T, shop *shopv1.Shop) {
 		t.Fatal(err)
 	}
 }
+
+func ownedByShop(s *corev1.Secret) bool {
+	for _, ref := range s.OwnerReferences {
+		if ref.Kind == "Shop" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCredentialsOwnershipFollowsTheDeletionPolicy(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	shop := createShop(t, testShop(ns, withDeletionPolicy(shopv1.DeletionDelete)))
+	waitForChildren(t, shop)
+	before := secretData(t, ns, "acme-admin")
+	for _, policy := range []shopv1.DeletionPolicy{shopv1.DeletionRetain, shopv1.DeletionDelete} {
+		updateShop(t, ns, withDeletionPolicy(policy))
+		eventually(t, converge, "every credentials Secret follows deletionPolicy "+string(policy), func() error {
+			for _, kind := range builder.AllCredentials {
+				s := &corev1.Secret{}
+				if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: builder.CredentialSecretName(shop, kind)}, s); err != nil {
+					return err
+				}
+				if owned := ownedByShop(s); owned != (policy == shopv1.DeletionDelete) {
+					return fmt.Errorf("Secret %s owned by the Shop: %v", s.Name, owned)
+				}
+			}
+			return nil
+		})
+	}
+	after := secretData(t, ns, "acme-admin")
+	if string(after["password"]) != string(before["password"]) {
+		t.Error("changing the owner changed the admin password")
+	}
+}
+
+func TestAnUnusableCredentialsSecretIsReportedNotOverwritten(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	// An admin applied empty Secrets (say, from a rendered manifest) before the Shop.
+	empty := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "acme-payment-key", Namespace: ns}}
+	if err := k8sClient.Create(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	createShop(t, testShop(ns))
+	eventually(t, converge, "Degraded names the unusable Secret", func() error {
+		c := condition(t, ns, shopv1.ConditionDegraded)
+		if c.Status != metav1.ConditionTrue || c.Reason != shopv1.ReasonCredentialsInvalid ||
+			!strings.Contains(c.Message, "acme-payment-key") || !strings.Contains(c.Message, "encryption.key") {
+			return fmt.Errorf("Degraded %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+	if got := secretData(t, ns, "acme-payment-key"); len(got) != 0 {
+		t.Errorf("the operator wrote into an existing Secret: %v", got)
+	}
+}
+
+func TestAProblemTheSchemaCannotCatchIsReportedByField(t *testing.T) {
+	ns := newNamespace(t)
+	shop := testShop(ns)
+	shop.Spec.Scheduling.NodeSelector = map[string]string{"bad key!": "x"}
+	createShop(t, shop)
+	eventually(t, converge, "Degraded names the bad node selector key", func() error {
+		c := condition(t, ns, shopv1.ConditionDegraded)
+		if c.Status != metav1.ConditionTrue || c.Reason != shopv1.ReasonInvalidSpec ||
+			!strings.Contains(c.Message, `spec.scheduling.nodeSelector: key "bad key!"`) {
+			return fmt.Errorf("Degraded %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "acme-user"}, &corev1.ServiceAccount{}); !apierrors.IsNotFound(err) {
+		t.Errorf("children were applied for a spec that cannot be carried out (%v)", err)
+	}
+}

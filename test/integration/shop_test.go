@@ -145,7 +145,7 @@ func TestInvalidShopsAreRefusedWithTheFieldNamed(t *testing.T) {
 	}{
 		"min replicas above max": {
 			func(s *shopv1.Shop) { withAutoscaling(shopv1.ServiceOrder, 5, 3)(s) },
-			[]string{"spec.services.order.autoscaling.minReplicas", "minReplicas must not be greater than maxReplicas"}},
+			[]string{"spec.services.order.autoscaling.minReplicas", "must not be greater than maxReplicas"}},
 		"synchronous standbys not below instances": {
 			func(s *shopv1.Shop) {
 				s.Spec.Postgres.Instances = 2
@@ -181,7 +181,7 @@ func TestInvalidShopsAreRefusedWithTheFieldNamed(t *testing.T) {
 			[]string{"spec.deletionPolicy", `supported values: "Retain", "Delete"`}},
 		"name too long for its children": {
 			func(s *shopv1.Shop) { s.Name = "a-shop-name-that-is-far-too-long" },
-			[]string{"metadata.name must be at most 30 characters"}},
+			[]string{"metadata.name", "must be at most 30 characters"}},
 		"name starting with a digit": {
 			func(s *shopv1.Shop) { s.Name = "1shop" },
 			[]string{"metadata.name must start with a letter"}},
@@ -197,6 +197,42 @@ func TestInvalidShopsAreRefusedWithTheFieldNamed(t *testing.T) {
 		"issuer of an unknown kind": {
 			func(s *shopv1.Shop) { s.Spec.Security.IssuerRef = &shopv1.IssuerReference{Name: "ca", Kind: "Vault"} },
 			[]string{"spec.security.issuerRef.kind", "supported values"}},
+		"a version that cannot be a label value": {
+			func(s *shopv1.Shop) { s.Spec.Version = "0.1.0-" },
+			[]string{"spec.version", "should match"}},
+		"an image with white space": {
+			func(s *shopv1.Shop) { s.Spec.Postgres.Image = " postgres:17" },
+			[]string{"spec.postgres.image", "should match"}},
+		"a host label over 63 characters": {
+			func(s *shopv1.Shop) {
+				s.Spec.Gateway.Hosts = []shopv1.Hostname{shopv1.Hostname(strings.Repeat("a", 64) + ".com")}
+			},
+			[]string{"spec.gateway.hosts[0]", "should match"}},
+		"an IP address as host": {
+			func(s *shopv1.Shop) { s.Spec.Gateway.Hosts = []shopv1.Hostname{"1.2.3.4"} },
+			[]string{"spec.gateway.hosts[0]", "must be a host name, not an IP address"}},
+		"a wildcard first host": {
+			func(s *shopv1.Shop) { s.Spec.Gateway.Hosts = []shopv1.Hostname{"*.example.com", "shop.example.com"} },
+			[]string{"spec.gateway.hosts", "must not be a wildcard"}},
+		"a fractional storage size": {
+			func(s *shopv1.Shop) { s.Spec.Redis.Storage = &shopv1.StorageSpec{Size: resourceQuantity("0.5")} },
+			[]string{"spec.redis.storage.size", "whole number of bytes"}},
+		"a toleration with Exists and a value": {
+			func(s *shopv1.Shop) {
+				s.Spec.Scheduling.Tolerations = []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists, Value: "x"}}
+			},
+			[]string{"spec.scheduling.tolerations", "must not have a value"}},
+		"a priority class name with upper case": {
+			func(s *shopv1.Shop) { s.Spec.Scheduling.PriorityClassName = "Bad_Name" },
+			[]string{"spec.scheduling.priorityClassName", "should match"}},
+		"a request above its limit": {
+			func(s *shopv1.Shop) {
+				serviceOf(s, shopv1.ServiceUser).Resources = &shopv1.Resources{
+					Requests: &shopv1.ResourceAmounts{Memory: ptr.To(resourceQuantity("1Gi"))},
+					Limits:   &shopv1.ResourceAmounts{Memory: ptr.To(resourceQuantity("1Mi"))},
+				}
+			},
+			[]string{"spec.services.user.resources.requests.memory", "must not exceed the memory limit"}},
 		"failover faster than 5 seconds": {
 			func(s *shopv1.Shop) { s.Spec.Postgres.FailoverAfterSeconds = 1 },
 			[]string{"spec.postgres.failoverAfterSeconds", "greater than or equal to 5"}},
@@ -472,6 +508,43 @@ func TestDeletedOrEditedChildrenAreRepaired(t *testing.T) {
 			if c.Image != "ghcr.io/shopstack/shopstack-inventory:0.1.0" || !ptr.Deref(c.SecurityContext.ReadOnlyRootFilesystem, false) ||
 				d.Labels[builder.LabelComponent] != "inventory" {
 				return fmt.Errorf("image %s, readOnlyRootFilesystem %v, component %s", c.Image, c.SecurityContext.ReadOnlyRootFilesystem, d.Labels[builder.LabelComponent])
+			}
+			return nil
+		})
+	})
+
+	t.Run("additions apply cannot undo", func(t *testing.T) {
+		d := deployment(t, ns, "acme-order")
+		spec := &d.Spec.Template.Spec
+		spec.Containers[0].Env = append(spec.Containers[0].Env, corev1.EnvVar{Name: "EVIL", Value: "1"})
+		spec.Containers = append(spec.Containers, corev1.Container{Name: "miner", Image: "evil.example.com/miner:latest"})
+		spec.HostNetwork = true
+		if err := k8sClient.Update(ctx, d, client.FieldOwner("intruder")); err != nil {
+			t.Fatal(err)
+		}
+		svc := &corev1.Service{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-user"}, svc); err != nil {
+			t.Fatal(err)
+		}
+		clusterIP := svc.Spec.ClusterIP
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "debug", Port: 2345})
+		if err := k8sClient.Update(ctx, svc, client.FieldOwner("intruder")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, converge, "the intruder's additions are gone", func() error {
+			d := deployment(t, ns, "acme-order")
+			spec := d.Spec.Template.Spec
+			if len(spec.Containers) != 1 || spec.HostNetwork || slices.ContainsFunc(spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == "EVIL" }) {
+				return fmt.Errorf("%d containers, hostNetwork %v, env %v", len(spec.Containers), spec.HostNetwork, spec.Containers[0].Env)
+			}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-user"}, svc); err != nil {
+				return err
+			}
+			if len(svc.Spec.Ports) != 3 {
+				return fmt.Errorf("Service ports %v", svc.Spec.Ports)
+			}
+			if svc.Spec.ClusterIP != clusterIP {
+				return fmt.Errorf("the Service's cluster IP changed from %s to %s", clusterIP, svc.Spec.ClusterIP)
 			}
 			return nil
 		})
