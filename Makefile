@@ -47,10 +47,15 @@ control-plane: ## Build kube-apiserver, etcd and kubectl once (cached outside th
 	hack/control-plane.sh >/dev/null
 
 .PHONY: test
-test: control-plane ## Run unit and integration tests against a real kube-apiserver and etcd.
+test: control-plane ## Run every test: the operator's (real kube-apiserver and etcd) and the services' (real Postgres and Redis).
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	go vet ./...
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go test ./... -count=1 -timeout 20m
+	$(MAKE) test-apps
+
+.PHONY: test-apps
+test-apps: ## Run the services' tests (apps/ module) against real Postgres and Redis processes.
+	cd apps && go vet ./... && go test ./... -count=1 -timeout 20m
 
 .PHONY: bench
 bench: control-plane ## Convergence benchmark: operator vs a bare server-side-apply client, 1 and 50 Shops.
