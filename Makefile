@@ -79,6 +79,11 @@ render: ## Print every child of the sample Shop as YAML, without a cluster.
 docker-build: ## Build the manager image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
+.PHONY: docker-build-apps
+docker-build-apps: ## Build the four service images (needs a Docker engine).
+	for svc in user order payment inventory; do \
+		docker build --build-arg SERVICE=$$svc --build-arg VERSION=$(VERSION) -t ghcr.io/shopstack/shopstack-$$svc:$(VERSION) apps; done
+
 .PHONY: demo
 demo: control-plane ## Local control plane + operator + sample Shop; prints its tree and conditions.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/demo $(DEMO_ARGS)
