@@ -57,6 +57,19 @@ func runRender(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "render:", err)
 		return 1
 	}
+	schema, err := render.LoadSchema()
+	if err != nil {
+		fmt.Fprintln(stderr, "render:", err)
+		return 1
+	}
+	for _, shop := range shops {
+		// The API server's checks and defaults, so what is printed is what
+		// the operator would make of the Shop once the cluster accepted it.
+		if err := schema.Admit(shop); err != nil {
+			fmt.Fprintln(stderr, "render:", err)
+			return 1
+		}
+	}
 	if err := render.Write(stdout, shops, builder.Inputs{OperatorVersion: version, OperatorNamespace: operatorNamespace()}); err != nil {
 		fmt.Fprintln(stderr, "render:", err)
 		return 1
