@@ -21,6 +21,7 @@ import (
 	"github.com/shopstack/shopstack/apps/inventory/internal/sweeper"
 	"github.com/shopstack/shopstack/apps/pkg/auth"
 	"github.com/shopstack/shopstack/apps/pkg/config"
+	"github.com/shopstack/shopstack/apps/pkg/edge"
 	"github.com/shopstack/shopstack/apps/pkg/httpx"
 	"github.com/shopstack/shopstack/apps/pkg/mtls"
 	"github.com/shopstack/shopstack/apps/pkg/redisx"
@@ -49,6 +50,9 @@ type Config struct {
 	// of the public listener (the Shop's gateway: 1), for rate limiting
 	// per client.
 	ForwardedHops int
+	// Edge admits clients by address (spec.gateway.allowedSourceRanges
+	// under mesh none).
+	Edge edge.Config
 }
 
 // Load reads the configuration through lookup and reports every problem.
@@ -69,6 +73,9 @@ func Load(lookup config.Lookup) (Config, error) {
 		errs = append(errs, err)
 	}
 	if cfg.RateLimit, err = redisx.LimitFromEnv(lookup); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Edge, err = edge.FromEnv(lookup); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.SweepInterval <= 0 {
@@ -150,7 +157,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		Interval: cfg.SweepInterval,
 		Logger:   logger,
 	}
-	public := limiter.Middleware(redisx.MiddlewareOptions{ForwardedHops: cfg.ForwardedHops})(api.Public())
+	public := cfg.Edge.Guard()(limiter.Middleware(redisx.MiddlewareOptions{ForwardedHops: cfg.ForwardedHops})(api.Public()))
 	a.Server = &httpx.Server{
 		PublicAddr: cfg.Common.PublicAddr, InternalAddr: cfg.Common.InternalAddr, OpsAddr: cfg.Common.OpsAddr,
 		Public: public, PublicTLS: sec.PublicTLS(),

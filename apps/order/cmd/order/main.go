@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/shopstack/shopstack/apps/pkg/breaker"
 	"github.com/shopstack/shopstack/apps/pkg/clientx"
 	"github.com/shopstack/shopstack/apps/pkg/config"
+	"github.com/shopstack/shopstack/apps/pkg/edge"
 	"github.com/shopstack/shopstack/apps/pkg/httpx"
 	"github.com/shopstack/shopstack/apps/pkg/mtls"
 	"github.com/shopstack/shopstack/apps/pkg/redisx"
@@ -171,7 +173,15 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	limited := limiter.Middleware(redisx.MiddlewareOptions{OnError: redisx.FailOpen})
+	// Clients are told apart by the address the gateway saw; under mesh
+	// none only spec.gateway.allowedSourceRanges get in.
+	edgeCfg, err := edge.FromEnv(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	limited := func(h http.Handler) http.Handler {
+		return edgeCfg.Guard()(limiter.Middleware(redisx.MiddlewareOptions{OnError: redisx.FailOpen, ForwardedHops: edgeCfg.ForwardedHops})(h))
+	}
 	handlers := &orderhttp.Handlers{Store: db, Saga: orders}
 
 	// Background work stops with ctx and is waited for before the pool

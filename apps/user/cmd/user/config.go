@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/shopstack/shopstack/apps/pkg/config"
+	"github.com/shopstack/shopstack/apps/pkg/edge"
+	"github.com/shopstack/shopstack/apps/pkg/redisx"
 	"github.com/shopstack/shopstack/apps/pkg/store"
 	"github.com/shopstack/shopstack/apps/user/internal/account"
 	"github.com/shopstack/shopstack/apps/user/internal/password"
@@ -42,6 +44,11 @@ type Config struct {
 	MaxFailures    int
 	LockoutWindow  time.Duration
 	Postgres       store.Config
+	// Redis, when configured, backs the per-client rate limit shared by
+	// the replicas (the operator always configures it).
+	Redis     *redisx.Config
+	RateLimit redisx.Limit
+	Edge      edge.Config
 }
 
 // loadConfig reads the configuration through lookup and reports every
@@ -83,6 +90,21 @@ func loadConfig(lookup config.Lookup) (Config, error) {
 		errs = append(errs, err)
 	}
 	c.Postgres = pg
+	sentinels, _ := lookup(redisx.EnvSentinels)
+	redisAddr, _ := lookup(redisx.EnvAddr)
+	if sentinels != "" || redisAddr != "" {
+		rc, err := redisx.FromEnv(func(name string) (string, bool) { return lookup(name) })
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.Redis = &rc
+	}
+	if c.RateLimit, err = redisx.LimitFromEnv(func(name string) (string, bool) { return lookup(name) }); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Edge, err = edge.FromEnv(func(name string) (string, bool) { return lookup(name) }); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(append([]error{r.Err()}, errs...)...); err != nil {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/shopstack/shopstack/apps/pkg/config"
 	"github.com/shopstack/shopstack/apps/pkg/httpx"
 	"github.com/shopstack/shopstack/apps/pkg/mtls"
+	"github.com/shopstack/shopstack/apps/pkg/redisx"
 	pkgstore "github.com/shopstack/shopstack/apps/pkg/store"
 	"github.com/shopstack/shopstack/apps/pkg/telemetry"
 	"github.com/shopstack/shopstack/apps/user/internal/account"
@@ -110,9 +112,28 @@ func run(ctx context.Context) error {
 		httpx.Check{Name: "postgres", Func: func(ctx context.Context) error { return pkgstore.Ping(ctx, pool) }},
 		httpx.Check{Name: "signing-key-published", Func: func(context.Context) error { return signingKeyPublished(signer, verifier) }},
 	)
+	// Per-client rate limit across replicas (open on a Redis outage: the
+	// per-account login lockout in Postgres still holds), and under mesh
+	// none only spec.gateway.allowedSourceRanges get in.
+	public := http.Handler(userhttp.NewHandler(userhttp.Config{Accounts: accounts, Verifier: verifier, Issuer: cfg.JWTIssuer}))
+	if cfg.Redis != nil {
+		rdb, err := redisx.Open(*cfg.Redis)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		limiter, err := redisx.NewLimiter(rdb, cfg.Service, cfg.RateLimit, redisx.LimiterOptions{Registerer: metrics.Registry, Logger: logger})
+		if err != nil {
+			return err
+		}
+		public = limiter.Middleware(redisx.MiddlewareOptions{OnError: redisx.FailOpen, ForwardedHops: cfg.Edge.ForwardedHops})(public)
+	} else {
+		logger.Warn("no Redis configured: requests are not rate limited per client")
+	}
+	public = cfg.Edge.Guard()(public)
 	srv := &httpx.Server{
 		PublicAddr: cfg.PublicAddr, OpsAddr: cfg.OpsAddr,
-		Public:    userhttp.NewHandler(userhttp.Config{Accounts: accounts, Verifier: verifier, Issuer: cfg.JWTIssuer}),
+		Public:    public,
 		PublicTLS: sec.PublicTLS(),
 		Checks:    checks,
 		Logger:    logger, Metrics: metrics, BodyLimit: cfg.BodyLimit,
