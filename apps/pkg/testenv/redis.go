@@ -210,8 +210,16 @@ logfile ""
 
 func (r *Redis) startServer(t testing.TB, replicaOf string) *RedisServer {
 	t.Helper()
+	s, err := r.startServerProcess(replicaOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (r *Redis) startServerProcess(replicaOf string) (*RedisServer, error) {
 	name := fmt.Sprintf("redis-%d", len(r.Servers))
-	s := r.start(t, name, false, func(port int, dir string) string {
+	s, err := r.startProcess(name, false, func(port int, dir string) string {
 		conf := r.tlsConf(port) + fmt.Sprintf(`tls-auth-clients optional
 aclfile %s
 dir %s
@@ -230,8 +238,11 @@ masterauth %s
 	}, func(ctx context.Context, addr string) error {
 		return r.serverClient(addr).Ping(ctx).Err()
 	})
+	if err != nil {
+		return nil, err
+	}
 	r.Servers = append(r.Servers, s)
-	return s
+	return s, nil
 }
 
 func (r *Redis) startSentinel(t testing.TB, master string, downAfter time.Duration) *RedisServer {
@@ -260,16 +271,28 @@ sentinel parallel-syncs %[2]s 1
 // renders for a port, retrying on a new port when the bind fails.
 func (r *Redis) start(t testing.TB, name string, sentinel bool, conf func(port int, dir string) string, ping func(context.Context, string) error) *RedisServer {
 	t.Helper()
+	s, err := r.startProcess(name, sentinel, conf, ping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startProcess is start without a test: it reports what went wrong instead.
+func (r *Redis) startProcess(name string, sentinel bool, conf func(port int, dir string) string, ping func(context.Context, string) error) (*RedisServer, error) {
 	dir := filepath.Join(r.dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	confPath := filepath.Join(dir, "redis.conf")
 	logPath := filepath.Join(dir, "redis.log")
 	for attempt := 1; ; attempt++ {
-		port := FreePort(t)
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
 		if err := os.WriteFile(confPath, []byte(conf(port, dir)+strings.Join(r.extraConfig(sentinel), "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		args := []string{confPath}
 		if sentinel {
@@ -277,7 +300,7 @@ func (r *Redis) start(t testing.TB, name string, sentinel bool, conf func(port i
 		}
 		proc, err := startProcess(name, exec.Command("redis-server", args...), logPath, nil)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		s := &RedisServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, proc: proc}
 		err = poll(10*time.Second, func(ctx context.Context) error {
@@ -287,11 +310,11 @@ func (r *Redis) start(t testing.TB, name string, sentinel bool, conf func(port i
 			return ping(ctx, s.Addr)
 		})
 		if err == nil {
-			return s
+			return s, nil
 		}
 		s.Stop()
 		if !logContains(logPath, "Address already in use") || attempt == 3 {
-			t.Fatalf("starting %s: %v\n%s", name, err, tail(logPath, 25))
+			return nil, fmt.Errorf("starting %s: %v\n%s", name, err, tail(logPath, 25))
 		}
 	}
 }
