@@ -57,6 +57,16 @@ test: control-plane ## Run every test: the operator's (real kube-apiserver and e
 test-apps: ## Run the services' tests (apps/ module) against real Postgres and Redis processes.
 	cd apps && go vet ./... && go test ./... -count=1 -timeout 20m
 
+.PHONY: run-apps
+run-apps: ## Run PostgreSQL, Redis and the four services locally with mTLS; prints curl commands; Ctrl-C stops all.
+	cd apps && go build -o ../bin/run-apps ./cmd/run-apps
+	bin/run-apps
+
+.PHONY: bench-apps
+bench-apps: ## Orders per second through the saga vs the same transactions issued directly, then p50/p99 at half load.
+	cd apps && go build -o ../bin/bench-apps ./cmd/bench-apps
+	bin/bench-apps
+
 .PHONY: bench
 bench: control-plane ## Convergence benchmark: operator vs a bare server-side-apply client, 1 and 50 Shops.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/bench
