@@ -2,6 +2,8 @@ package clients
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/url"
 
 	"github.com/shopstack/shopstack/apps/order/internal/domain"
@@ -12,11 +14,18 @@ import (
 type Charge struct {
 	ID          string `json:"id"`
 	OrderID     string `json:"order_id"`
-	Status      string `json:"status"` // captured, refunded
+	Status      string `json:"status"` // pending, captured, declined, failed, refunded
 	AmountCents int64  `json:"amount_cents"`
 	Currency    string `json:"currency"`
 	CardLast4   string `json:"card_last4"`
 }
+
+// Statuses of a payment, as payment reports them.
+const (
+	ChargePending  = "pending"  // the charge is still in flight
+	ChargeCaptured = "captured" // the money was taken
+	ChargeRefunded = "refunded" // taken, then (partly or wholly) given back
+)
 
 // Payment is the payment service's API.
 type Payment struct {
@@ -60,5 +69,21 @@ func (p *Payment) Refund(ctx context.Context, orderID, paymentID string) (Charge
 		Method: "POST", Path: "/v1/payments/" + url.PathEscape(paymentID) + "/refund",
 		Header: idempotencyKey(RefundKey(orderID)), Body: struct{}{},
 	}, &out)
-	return out, err
+	return out, classify(err, alreadyRefunded)
+}
+
+// ErrAlreadyRefunded: the payment had been refunded in full already, so
+// nothing is left to give back.
+var ErrAlreadyRefunded = errors.New("already refunded")
+
+var alreadyRefunded = answer{http.StatusConflict, "already_refunded", ErrAlreadyRefunded}
+
+// ByOrder returns every payment payment holds for an order, newest first:
+// what tells whether a charge whose answer was lost took place.
+func (p *Payment) ByOrder(ctx context.Context, orderID string) ([]Charge, error) {
+	var out struct {
+		Items []Charge `json:"items"`
+	}
+	err := p.c.Do(ctx, clientx.Request{Method: "GET", Path: "/v1/payments", Query: url.Values{"order_id": {orderID}}}, &out)
+	return out.Items, err
 }

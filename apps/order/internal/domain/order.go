@@ -75,7 +75,9 @@ type Order struct {
 	PaymentID     string
 	// ReserveUnknown and ChargeUnknown are set while a call was made whose
 	// outcome is not known (it timed out): a reservation or charge may
-	// exist that the IDs above do not name.
+	// exist that the IDs above do not name. A charge in doubt is settled
+	// by asking payment for the order's payments; until then a failed
+	// order is not compensated and its order.failed event is held back.
 	ReserveUnknown bool
 	ChargeUnknown  bool
 	// Compensated is true once everything a failed order left behind has

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -306,7 +307,10 @@ type Charge struct {
 	AmountCents int64  `json:"amount_cents"`
 	Currency    string `json:"currency"`
 	CardLast4   string `json:"card_last4"`
-	body        string
+	// RefundedCents is what a refund gave back.
+	RefundedCents int64 `json:"refunded_cents"`
+	seq           int
+	body          string
 }
 
 // Payment is the payment service with the processor simulator's cards.
@@ -340,6 +344,9 @@ func (p *Payment) handle(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/payments" {
+		return p.byOrder(w, r)
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		return httpx.Errorf(httpx.ErrInvalid, "Idempotency-Key is required")
@@ -362,8 +369,14 @@ func (p *Payment) handle(w http.ResponseWriter, r *http.Request) error {
 		if prev, ok := p.refunds[key]; ok && prev != id {
 			return &httpx.Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Message: "different request"}
 		}
+		if _, replay := p.refunds[key]; !replay && c.Status == "refunded" {
+			return &httpx.Error{Status: http.StatusConflict, Code: "already_refunded", Message: "the payment has been refunded in full"}
+		}
+		if c.Status != "captured" && c.Status != "refunded" {
+			return &httpx.Error{Status: http.StatusConflict, Code: "not_refundable", Message: "only a captured payment can be refunded"}
+		}
 		p.refunds[key] = id
-		c.Status = "refunded"
+		c.Status, c.RefundedCents = "refunded", c.AmountCents
 		return httpx.WriteJSON(w, http.StatusOK, c)
 	}
 	return httpx.Errorf(httpx.ErrNotFound, "no route")
@@ -406,9 +419,45 @@ func (p *Payment) charge(w http.ResponseWriter, r *http.Request, key string) err
 	p.seq++
 	c := &Charge{ID: fmt.Sprintf("00000000-0000-4000-9000-%012d", p.seq), OrderID: in.OrderID, Status: "captured",
 		AmountCents: in.AmountCents, Currency: in.Currency, CardLast4: in.Card.Number[len(in.Card.Number)-4:], body: string(body)}
+	c.seq = p.seq
 	p.charges[c.ID] = c
 	p.byKey[key] = c.ID
 	return httpx.WriteJSON(w, http.StatusCreated, c)
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// byOrder answers GET /v1/payments?order_id=: the order's payments, newest
+// first, in whatever state they are (an unknown order: an empty list).
+func (p *Payment) byOrder(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	for name, values := range q {
+		if name != "order_id" || len(values) != 1 {
+			return httpx.FieldError(name, "only order_id is accepted, once")
+		}
+	}
+	orderID := strings.ToLower(q.Get("order_id"))
+	if !uuidPattern.MatchString(orderID) {
+		return httpx.FieldError("order_id", "order_id must be a UUID")
+	}
+	items := []*Charge{}
+	for _, c := range p.charges {
+		if strings.ToLower(c.OrderID) == orderID {
+			items = append(items, c)
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].seq > items[j].seq })
+	return httpx.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+// SetStatus changes the status of a payment, e.g. to make it "pending"
+// as a charge still in flight at the processor is.
+func (p *Payment) SetStatus(id, status string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.charges[id]; c != nil {
+		c.Status = status
+	}
 }
 
 // Charges lists the payments made, oldest first.

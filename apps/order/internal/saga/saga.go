@@ -97,7 +97,7 @@ func (s *Saga) Run(ctx context.Context, o domain.Order, card domain.Card) (domai
 	res, err := s.cfg.Inventory.Reserve(ctx, o.ID, o.Items, s.cfg.ReservationTTL)
 	if err != nil {
 		o.ReserveUnknown = clients.Ambiguous(err)
-		return s.fail(ctx, o, &card, reasonFor(err), "reserve", err)
+		return s.fail(ctx, o, reasonFor(err), "reserve", err)
 	}
 	o.ReserveUnknown = false
 	o.Status, o.ReservationID, o.TotalCents, o.Currency = domain.StatusReserved, res.ID, res.TotalCents, res.Currency
@@ -110,7 +110,7 @@ func (s *Saga) Run(ctx context.Context, o domain.Order, card domain.Card) (domai
 	charge, err := s.cfg.Payment.Charge(ctx, o.ID, o.TotalCents, o.Currency, card)
 	if err != nil {
 		o.ChargeUnknown = clients.Ambiguous(err)
-		return s.fail(ctx, o, &card, reasonFor(err), "charge", err)
+		return s.fail(ctx, o, reasonFor(err), "charge", err)
 	}
 	o.ChargeUnknown = false
 	o.Status, o.PaymentID = domain.StatusCharged, charge.ID
@@ -141,7 +141,7 @@ func (s *Saga) complete(ctx context.Context, o domain.Order) (domain.Order, erro
 		}
 	}
 	if err != nil {
-		return s.fail(ctx, o, nil, domain.ReasonCommitFailed, "commit", err)
+		return s.fail(ctx, o, domain.ReasonCommitFailed, "commit", err)
 	}
 	o.Status = domain.StatusConfirmed
 	if err := s.save(ctx, o, "commit", "succeeded", o.ReservationID, &store.Event{Type: EventConfirmed, Payload: eventPayload(o)}); err != nil {
@@ -153,27 +153,43 @@ func (s *Saga) complete(ctx context.Context, o domain.Order) (domain.Order, erro
 }
 
 // fail undoes what the order holds and records it as failed with reason,
-// with an order.failed event. card is nil when it is no longer known (in
-// recovery).
-func (s *Saga) fail(ctx context.Context, o domain.Order, card *domain.Card, reason, step string, cause error) (domain.Order, error) {
+// with an order.failed event. While payment cannot tell whether a charge
+// whose answer was lost took place, the order is failed (nothing more
+// will be attempted for it) but not compensated, and its event waits:
+// Recover asks payment again and writes the event once the charge is
+// settled, so an order.failed event never leaves a charge in doubt.
+func (s *Saga) fail(ctx context.Context, o domain.Order, reason, step string, cause error) (domain.Order, error) {
+	return s.failRefunded(ctx, o, reason, step, cause, false)
+}
+
+// failRefunded is fail for an order whose charge (o.PaymentID) has been
+// refunded already.
+func (s *Saga) failRefunded(ctx context.Context, o domain.Order, reason, step string, cause error, refunded bool) (domain.Order, error) {
 	s.log.WarnContext(ctx, "order failed", slog.String("order_id", o.ID), slog.String("step", step),
 		slog.String("reason", reason), slog.Any("error", cause))
 	o.Status, o.Reason = domain.StatusFailed, reason
-	o.Compensated = s.undo(ctx, &o, card)
+	o.Compensated = s.undo(ctx, &o, refunded)
 	detail := reason
 	if cause != nil {
 		detail = cause.Error()
 	}
-	if err := s.save(ctx, o, step, "failed", detail, &store.Event{Type: EventFailed, Payload: eventPayload(o)}); err != nil {
+	var event *store.Event
+	if !o.ChargeUnknown {
+		event = &store.Event{Type: EventFailed, Payload: eventPayload(o)}
+	}
+	if err := s.save(ctx, o, step, "failed", detail, event); err != nil {
 		return o, err
 	}
-	s.cfg.Notify()
+	if event != nil {
+		s.cfg.Notify()
+	}
 	return o, nil
 }
 
-// undo releases the order's reservation and refunds its charge. It reports
-// whether everything is undone; what is not is retried by Recover.
-func (s *Saga) undo(ctx context.Context, o *domain.Order, card *domain.Card) bool {
+// undo releases the order's reservation and refunds its charge (unless
+// refunded says that is done). It reports whether everything is undone;
+// what is not is retried by Recover.
+func (s *Saga) undo(ctx context.Context, o *domain.Order, refunded bool) bool {
 	done := true
 
 	// A reserve call that got no answer may have reserved: asking again
@@ -202,37 +218,112 @@ func (s *Saga) undo(ctx context.Context, o *domain.Order, card *domain.Card) boo
 		}
 	}
 
-	// A charge that got no answer is asked again with the same
-	// idempotency key, which returns the first charge if there was one.
-	if o.PaymentID == "" && o.ChargeUnknown {
-		if card == nil {
-			// Without the card the charge cannot be asked about again. The
-			// flag stays in the order and its order.failed event for
-			// reconciliation with payment.
-			s.log.ErrorContext(ctx, "the outcome of a charge is unknown; reconcile with payment",
-				slog.String("order_id", o.ID), slog.String("idempotency_key", clients.ChargeKey(o.ID)))
-		} else {
-			charge, err := s.cfg.Payment.Charge(ctx, o.ID, o.TotalCents, o.Currency, *card)
-			switch {
-			case err == nil:
-				o.PaymentID, o.ChargeUnknown = charge.ID, false
-			case errors.Is(err, clients.ErrCardDeclined), errors.Is(err, clients.ErrCardInvalid):
-				o.ChargeUnknown = false
-			default:
-				s.log.ErrorContext(ctx, "the outcome of a charge is unknown; reconcile with payment",
-					slog.String("order_id", o.ID), slog.String("idempotency_key", clients.ChargeKey(o.ID)), slog.Any("error", err))
-			}
-		}
+	// A charge that got no answer is looked up: payment tells whether it
+	// took place.
+	if s.settleCharge(ctx, o) != chargeSettled {
+		done = false
 	}
-	if o.PaymentID != "" {
-		if _, err := s.cfg.Payment.Refund(ctx, o.ID, o.PaymentID); err != nil {
-			s.log.WarnContext(ctx, "could not refund the charge", slog.String("order_id", o.ID), slog.Any("error", err))
-			done = false
-		} else {
-			s.journal(ctx, o.ID, "refund", "succeeded", o.PaymentID)
-		}
+	if o.PaymentID != "" && !refunded && !s.refund(ctx, o) {
+		done = false
 	}
 	return done
+}
+
+// refund gives an order's charge back, idempotently (the key is derived
+// from the order ID), and reports whether it is given back.
+func (s *Saga) refund(ctx context.Context, o *domain.Order) bool {
+	_, err := s.cfg.Payment.Refund(ctx, o.ID, o.PaymentID)
+	if err != nil && !errors.Is(err, clients.ErrAlreadyRefunded) {
+		s.log.WarnContext(ctx, "could not refund the charge", slog.String("order_id", o.ID), slog.Any("error", err))
+		return false
+	}
+	s.journal(ctx, o.ID, "refund", "succeeded", o.PaymentID)
+	return true
+}
+
+// chargeState is what is known of an order's charge.
+type chargeState int
+
+const (
+	// chargeSettled: o.PaymentID names the charge, or there is none.
+	chargeSettled chargeState = iota
+	// chargePending: payment is still processing the charge.
+	chargePending
+	// chargeUnreachable: payment could not be asked.
+	chargeUnreachable
+)
+
+func (c chargeState) String() string {
+	switch c {
+	case chargePending:
+		return "the charge is still pending at payment"
+	case chargeUnreachable:
+		return "payment could not be asked about the charge"
+	}
+	return "settled"
+}
+
+// Bounds of the wait for a pending charge within one call of settleCharge;
+// a charge still pending after them is left for a later recovery pass.
+const (
+	pendingPolls     = 3
+	pendingPollPause = 250 * time.Millisecond
+)
+
+// settleCharge finds out, when a charge call got no answer
+// (o.ChargeUnknown), whether the charge took place, by asking payment for
+// the order's payments: a captured (or refunded) one becomes o.PaymentID,
+// none (or only declined or failed ones) means nothing was charged. Either
+// clears o.ChargeUnknown. A pending one is asked about again a few times;
+// payment itself fails a charge left pending by a replica that stopped, so
+// the wait always ends.
+func (s *Saga) settleCharge(ctx context.Context, o *domain.Order) chargeState {
+	if o.PaymentID != "" || !o.ChargeUnknown {
+		o.ChargeUnknown = false
+		return chargeSettled
+	}
+	for poll := 1; ; poll++ {
+		payments, err := s.cfg.Payment.ByOrder(ctx, o.ID)
+		if err != nil {
+			s.log.WarnContext(ctx, "could not ask payment whether the order was charged; retrying later",
+				slog.String("order_id", o.ID), slog.Any("error", err))
+			return chargeUnreachable
+		}
+		charged, pending := "", false
+		for _, p := range payments { // newest first
+			switch p.Status {
+			case clients.ChargePending:
+				pending = true
+			case clients.ChargeCaptured, clients.ChargeRefunded:
+				if charged == "" {
+					charged = p.ID
+				} else {
+					s.log.ErrorContext(ctx, "more than one charge for an order", slog.String("order_id", o.ID),
+						slog.String("payment_id", p.ID), slog.String("refunding", charged))
+				}
+			}
+		}
+		switch {
+		case pending && charged == "":
+			if poll >= pendingPolls {
+				s.log.InfoContext(ctx, "the order's charge is still pending at payment; retrying later", slog.String("order_id", o.ID))
+				return chargePending
+			}
+			select {
+			case <-ctx.Done():
+				return chargePending
+			case <-time.After(time.Duration(poll) * pendingPollPause):
+			}
+			continue
+		case charged != "":
+			o.PaymentID = charged
+			s.journal(ctx, o.ID, "charge", "found", charged)
+		default:
+			s.journal(ctx, o.ID, "charge", "none", "payment holds no captured charge for the order")
+		}
+		o.ChargeUnknown = false
+		return chargeSettled
+	}
 }
 
 func (s *Saga) save(ctx context.Context, o domain.Order, step, outcome, detail string, event *store.Event) error {
@@ -264,22 +355,20 @@ func reasonFor(err error) string {
 
 // Event is the payload of order events on the stream.
 type Event struct {
-	OrderID       string        `json:"order_id"`
-	CustomerID    string        `json:"customer_id"`
-	Status        domain.Status `json:"status"`
-	Reason        string        `json:"reason,omitempty"`
-	Items         []domain.Item `json:"items"`
-	TotalCents    int64         `json:"total_cents"`
-	Currency      string        `json:"currency"`
-	PaymentID     string        `json:"payment_id,omitempty"`
-	ChargeUnknown bool          `json:"charge_unknown,omitempty"`
-	At            time.Time     `json:"at"`
+	OrderID    string        `json:"order_id"`
+	CustomerID string        `json:"customer_id"`
+	Status     domain.Status `json:"status"`
+	Reason     string        `json:"reason,omitempty"`
+	Items      []domain.Item `json:"items"`
+	TotalCents int64         `json:"total_cents"`
+	Currency   string        `json:"currency"`
+	PaymentID  string        `json:"payment_id,omitempty"`
+	At         time.Time     `json:"at"`
 }
 
 func eventPayload(o domain.Order) Event {
 	return Event{
 		OrderID: o.ID, CustomerID: o.CustomerID, Status: o.Status, Reason: o.Reason, Items: o.Items,
-		TotalCents: o.TotalCents, Currency: o.Currency, PaymentID: o.PaymentID, ChargeUnknown: o.ChargeUnknown,
-		At: time.Now().UTC(),
+		TotalCents: o.TotalCents, Currency: o.Currency, PaymentID: o.PaymentID, At: time.Now().UTC(),
 	}
 }

@@ -31,6 +31,9 @@ type Repository interface {
 	AbandonCharge(ctx context.Context, id string, cutoff time.Time, reason string) error
 	// Payment returns the payment with id.
 	Payment(ctx context.Context, id string) (Payment, error)
+	// PaymentsByOrder returns the charges made for an order, newest first
+	// (none: an empty list, not an error).
+	PaymentsByOrder(ctx context.Context, orderID string) ([]Charge, error)
 	// Refund applies r to its payment in one transaction, holding the
 	// payment's row lock: if a refund with r's key exists it returns that
 	// refund and the payment unchanged (replayed true); otherwise it calls
@@ -258,6 +261,44 @@ func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
 		return Payment{}, ErrNotFound
 	}
 	return s.Repo.Payment(ctx, id)
+}
+
+// ByOrder returns every payment made for an order, newest first: usually
+// none or one. A charge still pending after StaleAfter (the replica handling
+// it stopped) is marked failed first, as a retry of that charge would, so a
+// pending answer always means a charge still in flight.
+func (s *Service) ByOrder(ctx context.Context, orderID string) ([]Payment, error) {
+	orderID = strings.ToLower(orderID)
+	switch {
+	case orderID == "":
+		return nil, Invalid("order_id", "order_id is required")
+	case !ValidID(orderID):
+		return nil, Invalid("order_id", "order_id must be a UUID")
+	}
+	charges, err := s.Repo.PaymentsByOrder(ctx, orderID)
+	if err != nil {
+		return nil, err
+	}
+	cutoff := s.now().Add(-s.staleAfter())
+	abandoned := false
+	for _, c := range charges {
+		if c.Status == StatusPending && c.UpdatedAt.Before(cutoff) {
+			if err := s.Repo.AbandonCharge(ctx, c.ID, cutoff, "abandoned: the replica handling it stopped"); err != nil {
+				return nil, err
+			}
+			abandoned = true
+		}
+	}
+	if abandoned {
+		if charges, err = s.Repo.PaymentsByOrder(ctx, orderID); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Payment, 0, len(charges))
+	for _, c := range charges {
+		out = append(out, c.Payment)
+	}
+	return out, nil
 }
 
 // Refund refunds amountCents (nil: all that is left) of a captured payment,

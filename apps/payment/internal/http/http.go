@@ -21,6 +21,7 @@ type Payments interface {
 	Charge(ctx context.Context, key string, req domain.ChargeRequest) (domain.Payment, error)
 	Refund(ctx context.Context, key, paymentID string, amountCents *int64) (domain.Payment, error)
 	Get(ctx context.Context, id string) (domain.Payment, error)
+	ByOrder(ctx context.Context, orderID string) ([]domain.Payment, error)
 }
 
 // Internal returns the routes of the internal listener. Authorization of
@@ -30,6 +31,7 @@ func Internal(p Payments) *httpx.Router {
 	r := httpx.NewRouter()
 	r.HandleFunc("POST /v1/payments", h.charge)
 	r.HandleFunc("POST /v1/payments/{id}/refund", h.refund)
+	r.HandleFunc("GET /v1/payments", h.list)
 	r.HandleFunc("GET /v1/payments/{id}", h.get)
 	return r
 }
@@ -124,6 +126,34 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request) error {
 		return apiError(err)
 	}
 	return httpx.WriteJSON(w, http.StatusOK, paymentJSON(p))
+}
+
+// listJSON is the answer of a payment lookup.
+type listJSON struct {
+	Items []PaymentJSON `json:"items"`
+}
+
+// list answers GET /v1/payments?order_id=: the order's payments, newest
+// first. order_id is the only parameter, given once.
+func (h *handlers) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	for name, values := range q {
+		switch {
+		case name != "order_id":
+			return httpx.FieldError(name, "unknown query parameter %q; only order_id is accepted", name)
+		case len(values) != 1:
+			return httpx.FieldError("order_id", "order_id must be given once")
+		}
+	}
+	payments, err := h.payments.ByOrder(r.Context(), q.Get("order_id"))
+	if err != nil {
+		return apiError(err)
+	}
+	out := listJSON{Items: make([]PaymentJSON, 0, len(payments))}
+	for _, p := range payments {
+		out.Items = append(out.Items, paymentJSON(p))
+	}
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 // statusOf maps each kind of domain error to its status. 402 has no httpx

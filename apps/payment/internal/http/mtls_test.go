@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -124,6 +125,30 @@ func TestInternalListenerMTLS(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM payments`); n != 1 {
 		t.Errorf("%d payments, want only order's", n)
 	}
+
+	t.Run("only order may look up an order's payments", func(t *testing.T) {
+		var charged struct {
+			OrderID string `json:"order_id"`
+		}
+		if err := json.Unmarshal([]byte(body), &charged); err != nil {
+			t.Fatal(err)
+		}
+		lookupURL := url + "?order_id=" + charged.OrderID
+		a, err := send(callerAs(t, inventoryID), http.MethodGet, lookupURL, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != http.StatusForbidden || a.errorBody(t).Code != "forbidden" {
+			t.Fatalf("inventory: %d %s", a.Status, a.Body)
+		}
+		a, err = send(callerAs(t, orderID), http.MethodGet, lookupURL, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != http.StatusOK || !strings.Contains(string(a.Body), `"status":"captured"`) {
+			t.Fatalf("order: %d %s", a.Status, a.Body)
+		}
+	})
 
 	t.Run("the public listener serves only 404s", func(t *testing.T) {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{

@@ -109,6 +109,24 @@ func (s *Store) Payment(ctx context.Context, id string) (domain.Payment, error) 
 	return c.Payment, err
 }
 
+// PaymentsByOrder returns every charge made for an order, newest first.
+func (s *Store) PaymentsByOrder(ctx context.Context, orderID string) ([]domain.Charge, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+chargeColumns+` FROM payments WHERE order_id = $1
+		ORDER BY created_at DESC, id DESC LIMIT $2`, orderID, maxChargesPerOrder)
+	if err != nil {
+		return nil, fmt.Errorf("listing the payments of order %s: %w", orderID, err)
+	}
+	charges, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Charge, error) { return scanCharge(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing the payments of order %s: %w", orderID, err)
+	}
+	return charges, nil
+}
+
+// maxChargesPerOrder bounds the answer of PaymentsByOrder; an order makes
+// one charge (one idempotency key), so this is far above any real order.
+const maxChargesPerOrder = 100
+
 // refundAttempts bounds the retries of a refund whose key another
 // transaction inserted concurrently for another payment.
 const refundAttempts = 3
