@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shopstack/shopstack/apps/pkg/internal/secretfile"
 )
 
 // Environment variables read by FromEnv. The operator sets the Sentinel
@@ -102,17 +104,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 
 // ReadPasswordFile returns the content of a mounted password file without
 // its trailing newline. An empty password is an error.
-func ReadPasswordFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading the password file: %w", err)
-	}
-	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
-	if pw == "" {
-		return "", fmt.Errorf("the password file %s is empty", path)
-	}
-	return pw, nil
-}
+func ReadPasswordFile(path string) (string, error) { return secretfile.ReadPassword(path) }
 
 func (c Config) withDefaults() Config {
 	if c.MasterName == "" && len(c.Sentinels) > 0 {

@@ -2,10 +2,7 @@ package store_test
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,34 +15,20 @@ import (
 
 // One server for the package, started by the first test that needs it; each
 // test gets its own role and database on it.
-var (
-	pgOnce   sync.Once
-	pgShared *testenv.Postgres
-	pgErr    error
-	dbSeq    atomic.Int32
-)
+var pgShared = testenv.SharedPostgres{
+	// A short deadlock_timeout makes the deadlock test quick.
+	Options: testenv.PostgresOptions{Settings: map[string]string{"deadlock_timeout": "50ms"}},
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgShared != nil {
-		pgShared.Stop()
-	}
+	pgShared.Stop()
 	os.Exit(code)
 }
 
 func sharedPostgres(t *testing.T) *testenv.Postgres {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL; skipped under -short")
-	}
-	pgOnce.Do(func() {
-		// A short deadlock_timeout makes the deadlock test quick.
-		pgShared, pgErr = testenv.NewPostgres(testenv.PostgresOptions{Settings: map[string]string{"deadlock_timeout": "50ms"}})
-	})
-	if pgErr != nil {
-		t.Fatal(pgErr)
-	}
-	return pgShared
+	return pgShared.Get(t)
 }
 
 // newDB creates a role and database of their own for the test and returns
@@ -54,11 +37,7 @@ func sharedPostgres(t *testing.T) *testenv.Postgres {
 func newDB(t *testing.T) store.Config {
 	t.Helper()
 	pg := sharedPostgres(t)
-	name := fmt.Sprintf("svc%d", dbSeq.Add(1))
-	password := "pw-" + name
-	if err := pg.CreateRoleAndDB(name, password); err != nil {
-		t.Fatal(err)
-	}
+	name, password := pgShared.NewDatabase(t, "svc")
 	env := pg.ServiceEnv(t, name, password)
 	env["SHOPSTACK_TLS_DIR"] = pg.CA.TLSDir(t, pg.CA.ClientCert(t, name))
 	env["SHOPSTACK_SERVICE"] = name

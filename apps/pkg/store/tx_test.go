@@ -121,8 +121,10 @@ func TestInTxRetriesDeadlocks(t *testing.T) {
 			t.Errorf("a transfer failed: %v", err)
 		}
 	}
-	if n := attempts.Load(); n != 3 {
-		t.Errorf("%d attempts, want 3 (one deadlock victim retried)", n)
+	// At least one deadlock victim was retried; on a busy machine a retry can
+	// meet the other transaction again, but never beyond the bound.
+	if n := attempts.Load(); n < 3 || n > 2*store.TxAttempts {
+		t.Errorf("%d attempts, want 3 to %d (deadlock victims retried, boundedly)", n, 2*store.TxAttempts)
 	}
 	if n := queryInt(t, pool, "SELECT sum(balance) FROM accounts"); n != 200 {
 		t.Errorf("total balance %d, want 200", n)

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,18 +35,11 @@ const (
 )
 
 // One PostgreSQL for the package; each test gets its own role and database.
-var (
-	pgOnce   sync.Once
-	pgShared *testenv.Postgres
-	pgErr    error
-	dbSeq    atomic.Int32
-)
+var pgShared testenv.SharedPostgres
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgShared != nil {
-		pgShared.Stop()
-	}
+	pgShared.Stop()
 	os.Exit(code)
 }
 
@@ -57,11 +48,7 @@ func sharedPostgres(t *testing.T) *testenv.Postgres {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and Redis; skipped under -short")
 	}
-	pgOnce.Do(func() { pgShared, pgErr = testenv.NewPostgres(testenv.PostgresOptions{}) })
-	if pgErr != nil {
-		t.Fatal(pgErr)
-	}
-	return pgShared
+	return pgShared.Get(t)
 }
 
 // service is a running inventory service with clients for each kind of
@@ -90,11 +77,7 @@ func startService(t *testing.T, opts ...option) *service {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	name := fmt.Sprintf("inventory%d", dbSeq.Add(1))
-	password := "pw-" + name
-	if err := pg.CreateRoleAndDB(name, password); err != nil {
-		t.Fatal(err)
-	}
+	name, password := pgShared.NewDatabase(t, "inventory")
 	// Postgres and Redis trust the data tier's CA; the service's own mTLS
 	// identity comes from the Shop's CA.
 	dataTLS := pg.CA.TLSDir(t, pg.CA.ClientCert(t, "inventory"))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,31 +22,15 @@ import (
 
 // One PostgreSQL server per test binary, started by the first test that
 // needs it; every test gets a role and database of its own.
-var (
-	pgOnce   sync.Once
-	pgShared *testenv.Postgres
-	pgErr    error
-	dbSeq    atomic.Int32
-)
+var pgShared testenv.SharedPostgres
 
 // StopPostgres stops the shared server; call it from TestMain after m.Run.
-func StopPostgres() {
-	if pgShared != nil {
-		pgShared.Stop()
-	}
-}
+func StopPostgres() { pgShared.Stop() }
 
 // Postgres is the shared server.
 func Postgres(t testing.TB) *testenv.Postgres {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL; skipped under -short")
-	}
-	pgOnce.Do(func() { pgShared, pgErr = testenv.NewPostgres(testenv.PostgresOptions{}) })
-	if pgErr != nil {
-		t.Fatal(pgErr)
-	}
-	return pgShared
+	return pgShared.Get(t)
 }
 
 // DBEnv creates a fresh role and database and returns the variables the
@@ -56,11 +38,8 @@ func Postgres(t testing.TB) *testenv.Postgres {
 func DBEnv(t testing.TB) map[string]string {
 	t.Helper()
 	pg := Postgres(t)
-	name := fmt.Sprintf("order%d_%d", os.Getpid(), dbSeq.Add(1))
-	if err := pg.CreateRoleAndDB(name, "pw-"+name); err != nil {
-		t.Fatal(err)
-	}
-	env := pg.ServiceEnv(t, name, "pw-"+name)
+	name, password := pgShared.NewDatabase(t, fmt.Sprintf("order%d_", os.Getpid()))
+	env := pg.ServiceEnv(t, name, password)
 	env["SHOPSTACK_TLS_DIR"] = pg.CA.TLSDir(t, pg.CA.ClientCert(t, name))
 	env["SHOPSTACK_SERVICE"] = "order"
 	return env

@@ -105,7 +105,7 @@ func TestBinary(t *testing.T) {
 
 	t.Run("serves, charges over mTLS, stops on SIGTERM", func(t *testing.T) {
 		env := serviceEnv(t, pg, ca, bytes.Repeat([]byte{2}, 32))
-		var out syncBuffer
+		var out testenv.SyncBuffer
 		cmd := command(bin, env, &out)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopstack/shopstack/apps/payment/internal/domain"
 	"github.com/shopstack/shopstack/apps/payment/internal/processor"
+	"github.com/shopstack/shopstack/apps/pkg/testenv"
 )
 
 func TestChargeOutcomes(t *testing.T) {
@@ -177,7 +178,7 @@ func TestSameKeyDifferentBody(t *testing.T) {
 }
 
 func TestCardIsStoredSealed(t *testing.T) {
-	var out logs
+	var out testenv.SyncBuffer
 	r := newReplica(t, newDB(t), &out)
 	const number = "4000056655665556" // Luhn-valid, approved
 	a := post(t, r.URL+"/v1/payments", "sealed-1", chargeBody(domain.NewID(), 100, number))

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,18 +29,11 @@ import (
 )
 
 // One PostgreSQL server for the package; each test gets a database of its own.
-var (
-	pgOnce   sync.Once
-	pgShared *testenv.Postgres
-	pgErr    error
-	dbSeq    atomic.Int32
-)
+var pgShared testenv.SharedPostgres
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgShared != nil {
-		pgShared.Stop()
-	}
+	pgShared.Stop()
 	os.Exit(code)
 }
 
@@ -52,19 +44,10 @@ const testProcessorTimeout = 300 * time.Millisecond
 // its configuration as a replica would have it (TLS, SCRAM, password file).
 func newDB(t *testing.T) store.Config {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL; skipped under -short")
-	}
-	pgOnce.Do(func() { pgShared, pgErr = testenv.NewPostgres(testenv.PostgresOptions{}) })
-	if pgErr != nil {
-		t.Fatal(pgErr)
-	}
-	name := fmt.Sprintf("payment%d", dbSeq.Add(1))
-	if err := pgShared.CreateRoleAndDB(name, "pw-"+name); err != nil {
-		t.Fatal(err)
-	}
-	env := pgShared.ServiceEnv(t, name, "pw-"+name)
-	env["SHOPSTACK_TLS_DIR"] = pgShared.CA.TLSDir(t, nil)
+	pg := pgShared.Get(t)
+	name, password := pgShared.NewDatabase(t, "payment")
+	env := pg.ServiceEnv(t, name, password)
+	env["SHOPSTACK_TLS_DIR"] = pg.CA.TLSDir(t, nil)
 	env["SHOPSTACK_POSTGRES_STARTUP_TIMEOUT"] = "10s"
 	cfg, err := store.FromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -123,24 +106,6 @@ type replica struct {
 	Pool      *pgxpool.Pool
 	Processor *countingProcessor
 	Handler   http.Handler // the internal routes with the standard middleware
-}
-
-// logs collects the JSON log lines of every replica of a test.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // newReplica starts a replica over plain HTTP on loopback; callers'

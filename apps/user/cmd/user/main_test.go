@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,24 +41,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // serviceEnv is what the operator would set on the user Deployment, pointed
@@ -118,14 +98,14 @@ func envList(vars map[string]string) []string {
 // process is the service running as a real process.
 type process struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *testenv.SyncBuffer
 	done   chan struct{}
 	err    error
 }
 
 func start(t *testing.T, bin string, vars map[string]string) *process {
 	t.Helper()
-	p := &process{output: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{output: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = envList(vars)
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,18 +30,11 @@ import (
 
 // One PostgreSQL server for the package; every test gets its own role and
 // database on it, as each service does in a Shop.
-var (
-	pgOnce   sync.Once
-	pgShared *testenv.Postgres
-	pgErr    error
-	dbSeq    atomic.Int32
-)
+var pgShared testenv.SharedPostgres
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgShared != nil {
-		pgShared.Stop()
-	}
+	pgShared.Stop()
 	os.Exit(code)
 }
 
@@ -67,19 +57,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL; skipped under -short")
-	}
-	pgOnce.Do(func() { pgShared, pgErr = testenv.NewPostgres(testenv.PostgresOptions{}) })
-	if pgErr != nil {
-		t.Fatal(pgErr)
-	}
-	name := fmt.Sprintf("user%d", dbSeq.Add(1))
-	if err := pgShared.CreateRoleAndDB(name, "pw-"+name); err != nil {
-		t.Fatal(err)
-	}
-	vars := pgShared.ServiceEnv(t, name, "pw-"+name)
-	vars["SHOPSTACK_TLS_DIR"] = pgShared.CA.TLSDir(t, nil) // verify-full against the test CA
+	pg := pgShared.Get(t)
+	name, pw := pgShared.NewDatabase(t, "user")
+	vars := pg.ServiceEnv(t, name, pw)
+	vars["SHOPSTACK_TLS_DIR"] = pg.CA.TLSDir(t, nil) // verify-full against the test CA
 	cfg, err := pkgstore.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
