@@ -150,6 +150,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err erro
 		Catalog: a.Catalog,
 		Stock:   cache.InvalidatingStock{Next: a.Store, Catalog: a.Catalog},
 		Tokens:  tokens,
+
+		Reservations: inventoryhttp.NewReservationsCounter(metrics.Registry),
 	}
 	a.sweeper = &sweeper.Sweeper{
 		Expire:   a.Store.ExpireDue,

@@ -8,6 +8,7 @@ package http
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"net/http"
 	"strings"
 	"time"
@@ -44,6 +45,26 @@ type API struct {
 	Catalog Catalog
 	Stock   Stock
 	Tokens  *auth.Verifier
+	// Reservations counts reservation outcomes (reserved,
+	// insufficient_stock, committed, released, expired); nil counts nothing.
+	Reservations *prometheus.CounterVec
+}
+
+// NewReservationsCounter is the inventory_reservations_total metric,
+// registered on reg.
+func NewReservationsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inventory_reservations_total",
+		Help: "Reservation outcomes: reserved, insufficient_stock, committed, released, expired.",
+	}, []string{"outcome"})
+	reg.MustRegister(c)
+	return c
+}
+
+func (a *API) count(outcome string) {
+	if a.Reservations != nil {
+		a.Reservations.WithLabelValues(outcome).Inc()
+	}
 }
 
 // Public is the end-user API.
@@ -237,10 +258,15 @@ func (a *API) reserve(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, replayed, err := a.Stock.Reserve(r.Context(), req)
 	if err != nil {
+		if errors.Is(err, domain.ErrInsufficientStock) {
+			a.count("insufficient_stock")
+		}
 		return err
 	}
 	if replayed {
 		w.Header().Set(ReplayedHeader, "true")
+	} else {
+		a.count("reserved")
 	}
 	return httpx.WriteJSON(w, http.StatusCreated, viewReservation(res))
 }
@@ -262,5 +288,6 @@ func (a *API) settle(w http.ResponseWriter, r *http.Request, op func(context.Con
 	if err != nil {
 		return err
 	}
+	a.count(string(res.Status))
 	return httpx.WriteJSON(w, http.StatusOK, viewReservation(res))
 }

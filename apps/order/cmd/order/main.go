@@ -161,6 +161,7 @@ func run(ctx context.Context) error {
 	orders := saga.New(saga.Config{
 		Store: db, Inventory: clients.NewInventory(inventoryClient), Payment: clients.NewPayment(paymentClient),
 		ReservationTTL: cfg.reservationTTL, Lease: cfg.lease, Notify: relay.Notify, Logger: logger,
+		Finished: saga.NewFinishedCounter(metrics.Registry),
 	})
 
 	// Requests per client are limited across replicas; a Redis outage lets

@@ -8,6 +8,7 @@ package saga
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"time"
 
@@ -50,6 +51,19 @@ type Config struct {
 	// the relay; nil is fine.
 	Notify func()
 	Logger *slog.Logger
+	// Finished counts orders reaching a final state by status and reason;
+	// nil counts nothing.
+	Finished *prometheus.CounterVec
+}
+
+// NewFinishedCounter is the orders_finished_total metric, registered on reg.
+func NewFinishedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orders_finished_total",
+		Help: "Orders that reached a final state, by status (confirmed, failed) and failure reason.",
+	}, []string{"status", "reason"})
+	reg.MustRegister(c)
+	return c
 }
 
 // Saga runs orders. It is safe for concurrent use.
@@ -326,8 +340,17 @@ func (s *Saga) settleCharge(ctx context.Context, o *domain.Order) chargeState {
 	}
 }
 
+// save persists the order's state with a journal step and, for a final
+// state, its event; a final state saved is counted once, as its event is
+// written once.
 func (s *Saga) save(ctx context.Context, o domain.Order, step, outcome, detail string, event *store.Event) error {
-	return s.cfg.Store.Save(ctx, o, store.Step{Name: step, Outcome: outcome, Detail: detail}, event, s.cfg.Lease)
+	if err := s.cfg.Store.Save(ctx, o, store.Step{Name: step, Outcome: outcome, Detail: detail}, event, s.cfg.Lease); err != nil {
+		return err
+	}
+	if event != nil && s.cfg.Finished != nil {
+		s.cfg.Finished.WithLabelValues(string(o.Status), o.Reason).Inc()
+	}
+	return nil
 }
 
 // journal records a compensation step; a failure to record it only loses

@@ -87,6 +87,7 @@ func run(ctx context.Context) error {
 	payments := &domain.Service{
 		Repo: paymentstore.New(pool), Processor: processor.Simulator{}, Sealer: keys,
 		ProcessorTimeout: processorTimeout,
+		Charges:          domain.NewChargesCounter(metrics.Registry),
 	}
 
 	srv := &httpx.Server{

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -74,6 +75,9 @@ type Service struct {
 	StaleAfter time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Charges counts charges by recorded outcome (captured, declined,
+	// failed); nil counts nothing.
+	Charges *prometheus.CounterVec
 }
 
 // Defaults of Service.
@@ -198,6 +202,9 @@ func (s *Service) process(ctx context.Context, id string, req ChargeRequest) (Pa
 	if c.Status != status {
 		telemetry.Logger(ctx).ErrorContext(ctx, "charge outcome arrived after the charge was abandoned",
 			slog.String("payment_id", id), slog.String("outcome", string(status)), slog.String("recorded", string(c.Status)))
+	}
+	if s.Charges != nil {
+		s.Charges.WithLabelValues(string(c.Status)).Inc()
 	}
 	return answer(c)
 }
@@ -353,4 +360,14 @@ func refundAmount(p Payment, requested *int64) (int64, error) {
 		return 0, withMessage(ErrRefundExceedsCharge, fmt.Sprintf("amount_cents %d exceeds the %d cents left to refund", *requested, left))
 	}
 	return *requested, nil
+}
+
+// NewChargesCounter is the payment_charges_total metric, registered on reg.
+func NewChargesCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payment_charges_total",
+		Help: "Charges by recorded outcome: captured, declined, failed (processor timeout or error).",
+	}, []string{"outcome"})
+	reg.MustRegister(c)
+	return c
 }
