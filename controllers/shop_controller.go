@@ -107,7 +107,7 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 			st.fail(err)
 		}
 	}
-	if err := r.observe(ctx, st); err != nil {
+	if err := r.observe(ctx, st, desired); err != nil {
 		st.fail(err)
 	}
 	setConditions(st)
@@ -379,6 +379,9 @@ func (r *ShopReconciler) ensureWatches(ctx context.Context) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.watched) == len(shopbuilder.ManagedKinds) {
+		return // everything is watched: nothing to look up
+	}
 	for _, gvk := range shopbuilder.ManagedKinds {
 		if r.watched[gvk] || !r.available(gvk) {
 			continue

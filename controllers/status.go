@@ -23,7 +23,7 @@ import (
 
 // observe reads the workloads and certificates back and fills the status
 // counters, noting for the conditions what is still on its way.
-func (r *ShopReconciler) observe(ctx context.Context, st *reconcileState) error {
+func (r *ShopReconciler) observe(ctx context.Context, st *reconcileState, desired []client.Object) error {
 	shop := st.shop
 	shop.Status.GatewayURL = shopbuilder.GatewayURL(shop)
 	shop.Status.Services = map[shopv1.ServiceName]shopv1.ServiceStatus{}
@@ -85,7 +85,7 @@ func (r *ShopReconciler) observe(ctx context.Context, st *reconcileState) error 
 
 	certGVK := cmapi.SchemeGroupVersion.WithKind(cmapi.CertificateKind)
 	if r.available(certGVK) {
-		for _, obj := range shopbuilder.Build(shop, shopbuilder.Inputs{}) {
+		for _, obj := range desired {
 			if obj.GetObjectKind().GroupVersionKind() != certGVK {
 				continue
 			}
