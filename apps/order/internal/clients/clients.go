@@ -36,21 +36,32 @@ func Unavailable(err error) bool {
 }
 
 // Ambiguous reports whether a failed call may still have taken effect: no
-// answer arrived although the request may have reached the callee. An open
-// breaker, a refused connection or an error answer are not ambiguous.
+// answer arrived although the request may have reached the callee, or the
+// callee answered with a server error (5xx), which it may have met after
+// the effect (a charge captured, then not recorded). An open breaker, a
+// refused connection, a client-error answer (4xx) and a 504 "timeout" (the
+// services answer it only after giving up, with nothing applied: payment
+// records a processor timeout as failed first) are not ambiguous.
 func Ambiguous(err error) bool {
 	if err == nil || errors.Is(err, breaker.ErrOpen) {
 		return false
 	}
 	var se *clientx.StatusError
 	if errors.As(err, &se) {
-		return false
+		return se.Status >= 500 && se.Code != "timeout"
 	}
 	var ee *Error
 	if errors.As(err, &ee) {
 		return false
 	}
 	return Unavailable(err)
+}
+
+// Rejected reports whether the callee refused the request itself (a 4xx
+// answer the saga has no more specific reaction to): retrying cannot help.
+func Rejected(err error) bool {
+	var se *clientx.StatusError
+	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500
 }
 
 // Error is a callee's answer the saga reacts to.

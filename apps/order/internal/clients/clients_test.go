@@ -87,3 +87,26 @@ func TestCalleeIdentityIsChecked(t *testing.T) {
 		t.Fatal("the request reached a callee with the wrong identity")
 	}
 }
+
+func TestServerErrorsMayHaveTakenEffect(t *testing.T) {
+	tests := map[string]struct {
+		err                 error
+		ambiguous, rejected bool
+	}{
+		"500 after the effect (say, a capture not recorded)": {&clientx.StatusError{Status: 500, Code: "internal"}, true, false},
+		"503 from the callee":                                {&clientx.StatusError{Status: 503, Code: "unavailable"}, true, false},
+		"504 timeout: nothing applied":                       {&clientx.StatusError{Status: 504, Code: "timeout"}, false, false},
+		"400 refused as invalid":                             {&clientx.StatusError{Status: 400, Code: "invalid"}, false, true},
+		"422 refused":                                        {&clientx.StatusError{Status: 422, Code: "mixed_currencies"}, false, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := clients.Ambiguous(tc.err); got != tc.ambiguous {
+				t.Errorf("Ambiguous = %v, want %v", got, tc.ambiguous)
+			}
+			if got := clients.Rejected(tc.err); got != tc.rejected {
+				t.Errorf("Rejected = %v, want %v", got, tc.rejected)
+			}
+		})
+	}
+}

@@ -40,6 +40,7 @@ const (
 	ReasonCardDeclined      = "card_declined"
 	ReasonCardInvalid       = "card_invalid"
 	ReasonUnavailable       = "dependency_unavailable"
+	ReasonRejected          = "rejected" // a dependency refused the request itself (4xx): retrying cannot help
 	ReasonCommitFailed      = "commit_failed"
 	ReasonInterrupted       = "interrupted" // the saga stopped mid-way (a crash) and was undone
 )

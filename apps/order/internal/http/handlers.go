@@ -166,7 +166,7 @@ func statusOf(o domain.Order) int {
 		return http.StatusPaymentRequired
 	case domain.ReasonInsufficientStock:
 		return http.StatusConflict
-	case domain.ReasonUnknownSKU, domain.ReasonCardInvalid:
+	case domain.ReasonUnknownSKU, domain.ReasonCardInvalid, domain.ReasonRejected:
 		return http.StatusUnprocessableEntity
 	}
 	return http.StatusServiceUnavailable

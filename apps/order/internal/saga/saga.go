@@ -372,6 +372,8 @@ func reasonFor(err error) string {
 		return domain.ReasonCardDeclined
 	case errors.Is(err, clients.ErrCardInvalid):
 		return domain.ReasonCardInvalid
+	case clients.Rejected(err):
+		return domain.ReasonRejected
 	}
 	return domain.ReasonUnavailable
 }
