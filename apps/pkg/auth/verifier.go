@@ -14,6 +14,11 @@ import (
 // MaxLeeway is the most clock skew a Verifier tolerates on exp, nbf and iat.
 const MaxLeeway = 60 * time.Second
 
+// MaxLifetime is the furthest in the future a token's exp may lie. Access
+// tokens live minutes; a far expiry is a token minted outside the issuer's
+// rules (a leaked signing key, a misconfigured signer) and is refused.
+const MaxLifetime = 24 * time.Hour
+
 // unknownKidRefresh is how stale the key set may be before a token with an
 // unknown kid makes the Verifier look at the file again: right after a key
 // rotation the new kid can arrive before the next scheduled check.
@@ -145,6 +150,8 @@ func (v *Verifier) checkClaims(wc *wireClaims) (*Claims, error) {
 		return nil, invalid("no expiry")
 	case !now.Before(wc.ExpiresAt.Add(leeway)):
 		return nil, invalid("expired")
+	case wc.ExpiresAt.time().After(now.Add(MaxLifetime + leeway)):
+		return nil, invalid("expiry too far in the future")
 	case wc.NotBefore != nil && now.Before(wc.NotBefore.Add(-leeway)):
 		return nil, invalid("not valid yet")
 	case wc.IssuedAt != nil && now.Before(wc.IssuedAt.Add(-leeway)):

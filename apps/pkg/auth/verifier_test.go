@@ -82,6 +82,7 @@ func TestVerify(t *testing.T) {
 		"ASN.1 signature":       {parts[0] + "." + parts[1] + "." + asn1Signature(t, key.priv, parts[0]+"."+parts[1]), "bad signature"},
 		"truncated signature":   {parts[0] + "." + parts[1] + "." + b64.EncodeToString(make([]byte, 63)), "bad signature"},
 		"expired":               {es256(t, key, header{Kid: "k1"}, with(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() })), "expired"},
+		"expiring in ten years": {es256(t, key, header{Kid: "k1"}, with(func(c map[string]any) { c["exp"] = now.AddDate(10, 0, 0).Unix() })), "expiry too far"},
 		"no exp":                {es256(t, key, header{Kid: "k1"}, with(func(c map[string]any) { delete(c, "exp") })), "no expiry"},
 		"exp as a string":       {es256(t, key, header{Kid: "k1"}, with(func(c map[string]any) { c["exp"] = "2099-01-01" })), "malformed claims"},
 		"nbf beyond the leeway": {es256(t, key, header{Kid: "k1"}, with(func(c map[string]any) { c["nbf"] = now.Add(2 * time.Minute).Unix() })), "not valid yet"},

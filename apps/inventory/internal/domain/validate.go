@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -135,4 +136,9 @@ func isCurrency(s string) bool {
 	return true
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// isControl refuses control characters and invisible format characters
+// (bidi overrides, zero-width spaces, byte order marks) that make a name
+// display differently from what it is.
+func isControl(r rune) bool {
+	return r < 0x20 || r == 0x7f || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+}

@@ -17,17 +17,20 @@ func TestProductInputValidate(t *testing.T) {
 		change func(*domain.ProductInput)
 		field  string // "" means valid
 	}{
-		"valid":             {func(*domain.ProductInput) {}, ""},
-		"free":              {func(p *domain.ProductInput) { p.PriceCents = 0 }, ""},
-		"sku with a quote":  {func(p *domain.ProductInput) { p.SKU = "mug'1" }, "sku"},
-		"sku with a space":  {func(p *domain.ProductInput) { p.SKU = "mug 1" }, "sku"},
-		"sku too long":      {func(p *domain.ProductInput) { p.SKU = strings.Repeat("a", 65) }, "sku"},
-		"blank name":        {func(p *domain.ProductInput) { p.Name = "  " }, "name"},
-		"name too long":     {func(p *domain.ProductInput) { p.Name = strings.Repeat("é", 201) }, "name"},
-		"negative price":    {func(p *domain.ProductInput) { p.PriceCents = -1 }, "price_cents"},
-		"currency lower":    {func(p *domain.ProductInput) { p.Currency = "eur" }, "currency"},
-		"currency too long": {func(p *domain.ProductInput) { p.Currency = "EURO" }, "currency"},
-		"negative stock":    {func(p *domain.ProductInput) { p.Stock = -1 }, "stock"},
+		"valid":                        {func(*domain.ProductInput) {}, ""},
+		"free":                         {func(p *domain.ProductInput) { p.PriceCents = 0 }, ""},
+		"sku with a quote":             {func(p *domain.ProductInput) { p.SKU = "mug'1" }, "sku"},
+		"sku with a space":             {func(p *domain.ProductInput) { p.SKU = "mug 1" }, "sku"},
+		"sku too long":                 {func(p *domain.ProductInput) { p.SKU = strings.Repeat("a", 65) }, "sku"},
+		"blank name":                   {func(p *domain.ProductInput) { p.Name = "  " }, "name"},
+		"name too long":                {func(p *domain.ProductInput) { p.Name = strings.Repeat("é", 201) }, "name"},
+		"name with a bidi override":    {func(p *domain.ProductInput) { p.Name = "Mug\u202egpj.exe" }, "name"},
+		"name with a zero-width space": {func(p *domain.ProductInput) { p.Name = "M\u200bug" }, "name"},
+		"name in another script":       {func(p *domain.ProductInput) { p.Name = "Чашка 杯子" }, ""},
+		"negative price":               {func(p *domain.ProductInput) { p.PriceCents = -1 }, "price_cents"},
+		"currency lower":               {func(p *domain.ProductInput) { p.Currency = "eur" }, "currency"},
+		"currency too long":            {func(p *domain.ProductInput) { p.Currency = "EURO" }, "currency"},
+		"negative stock":               {func(p *domain.ProductInput) { p.Stock = -1 }, "stock"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
