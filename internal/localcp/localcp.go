@@ -32,6 +32,8 @@ type Options struct {
 	// ThirdParty lists the CRD sets to install besides the Shop CRD; nil
 	// installs all of them, an empty non-nil slice none.
 	ThirdParty []string
+	// CRDPaths are further CRD files or folders to install.
+	CRDPaths []string
 }
 
 // RepoRoot finds the module root from the working directory.
@@ -83,6 +85,7 @@ func Start(o Options) (*envtest.Environment, *rest.Config, error) {
 	for _, s := range sets {
 		paths = append(paths, filepath.Join(root, "config", "thirdparty", s))
 	}
+	paths = append(paths, o.CRDPaths...)
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true},
@@ -91,6 +94,9 @@ func Start(o Options) (*envtest.Environment, *rest.Config, error) {
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest leaves the processes running when a later step (say,
+		// installing a CRD the API server refuses) fails: stop them.
+		_ = env.Stop()
 		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	return env, cfg, nil
