@@ -142,34 +142,12 @@ func TestDeploymentReplicas(t *testing.T) {
 		"autoscaling leaves replicas to the autoscaler": {
 			shop:         testShop(withAutoscaling(shopv1.ServiceOrder, 3, 7)),
 			wantReplicas: nil,
-			wantHPA: &autoscalingv2.HorizontalPodAutoscalerSpec{
-				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "acme-order"},
-				MinReplicas:    ptr.To[int32](3),
-				MaxReplicas:    7,
-				Metrics: []autoscalingv2.MetricSpec{{
-					Type: autoscalingv2.ResourceMetricSourceType,
-					Resource: &autoscalingv2.ResourceMetricSource{
-						Name:   corev1.ResourceCPU,
-						Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](70)},
-					},
-				}},
-			},
+			wantHPA:      orderCPUAutoscaler(3, 7),
 		},
 		"autoscaling wins over replicas": {
 			shop:         testShop(withReplicas(shopv1.ServiceOrder, 5), withAutoscaling(shopv1.ServiceOrder, 2, 4)),
 			wantReplicas: nil,
-			wantHPA: &autoscalingv2.HorizontalPodAutoscalerSpec{
-				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "acme-order"},
-				MinReplicas:    ptr.To[int32](2),
-				MaxReplicas:    4,
-				Metrics: []autoscalingv2.MetricSpec{{
-					Type: autoscalingv2.ResourceMetricSourceType,
-					Resource: &autoscalingv2.ResourceMetricSource{
-						Name:   corev1.ResourceCPU,
-						Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](70)},
-					},
-				}},
-			},
+			wantHPA:      orderCPUAutoscaler(2, 4),
 		},
 	}
 	for name, tc := range tests {
@@ -882,5 +860,22 @@ func TestCACommonNameFitsX509WithTheLongestNames(t *testing.T) {
 	ca := find[*cmapi.Certificate](t, Build(shop, testInputs()), Name(shop, "ca"))
 	if n := len(ca.Spec.CommonName); n > 64 {
 		t.Errorf("CA common name %q has %d characters; cert-manager refuses more than 64", ca.Spec.CommonName, n)
+	}
+}
+
+// orderCPUAutoscaler is the HPA spec the order service gets for min..max
+// replicas at the default 70% CPU target.
+func orderCPUAutoscaler(min, max int32) *autoscalingv2.HorizontalPodAutoscalerSpec {
+	return &autoscalingv2.HorizontalPodAutoscalerSpec{
+		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "acme-order"},
+		MinReplicas:    ptr.To(min),
+		MaxReplicas:    max,
+		Metrics: []autoscalingv2.MetricSpec{{
+			Type: autoscalingv2.ResourceMetricSourceType,
+			Resource: &autoscalingv2.ResourceMetricSource{
+				Name:   corev1.ResourceCPU,
+				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](70)},
+			},
+		}},
 	}
 }
