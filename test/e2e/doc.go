@@ -1,0 +1,38 @@
+// Package e2e is the end-to-end suite: it installs the operator into a real
+// cluster the way an admin would (kubectl apply -k config/default), applies a
+// Shop and checks, from pods inside the cluster, what the Shop promises:
+//
+//	0 the operator installs and becomes Available
+//	1 the Shop becomes Ready and every service pod answers /readyz
+//	2 a customer journey through the real Services (register, token, order)
+//	3 NetworkPolicies admit the call graph's flows and nothing else; DNS works
+//	4 mTLS on the internal port: no certificate or the wrong identity is refused
+//	5 the HorizontalPodAutoscaler scales a service under load, unopposed
+//	6 deleted pods and children come back; a version rollout drops no order
+//	7 evictions respect every PodDisruptionBudget and never block for good
+//	8 containment: no way out of the cluster, outside names fail fast
+//
+// The tests carry the e2e build tag:
+//
+//	go test -tags e2e ./test/e2e/... -count=1 -timeout 40m -v
+//
+// Environment:
+//
+//	KUBECONFIG            the cluster (default: kubectl's and client-go's usual lookup)
+//	E2E_KUBECTL           kubectl binary (default: kubectl on PATH)
+//	E2E_VERSION           spec.version of the Shop (default 0.1.0)
+//	E2E_NEXT_VERSION      the version rolled out in check 6 (default 0.1.1)
+//	E2E_PULL_POLICY       imagePullPolicy of the Shop and the probe pods (default Never)
+//	E2E_POSTGRES_IMAGE    Postgres image (default shopstack.local/postgres:15-bookworm)
+//	E2E_REDIS_IMAGE       Redis image (default shopstack.local/redis:7.0-bookworm)
+//	E2E_PROBE_IMAGE       the probe (./probe) image (default shopstack.local/e2e-probe:dev)
+//	E2E_NAMESPACE         the Shop's namespace (default shopstack-e2e); the probe's
+//	                      monitoring namespace is <namespace>-monitoring
+//	E2E_POD_CIDR          pod range a probe's routes may lead to (default 10.244.0.0/16)
+//	E2E_SERVICE_CIDR      Service range a probe's routes may lead to (default 10.96.0.0/16)
+//	E2E_SKIP_CONTAINMENT  1: skip check 8 (clusters with a way out, such as kind)
+//	E2E_KEEP              1: leave the operator, the Shop and its namespaces in place
+//
+// The probe pods run ./probe (one JSON line per command); the suite execs
+// into them with kubectl and asserts on what they report.
+package e2e

@@ -1,0 +1,215 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	shopv1 "github.com/shopstack/shopstack/api/v1alpha1"
+	"github.com/shopstack/shopstack/internal/builder"
+)
+
+const probeLoad = "load"
+
+// checkAutoscaling loads the user service from inside the cluster and
+// expects its HorizontalPodAutoscaler to scale it up, the Deployment to
+// follow, and the operator to leave the replica count alone afterwards.
+//
+// The load is token issuance (POST /v1/auth/token): every request verifies a
+// password with argon2id (19 MiB, two passes), CPU work in the user pod
+// itself, at a few requests a second, well under the per-client rate limit.
+// order's endpoints mostly wait on inventory, payment and Postgres, so load
+// on them would measure the whole stack rather than one Deployment's CPU.
+func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
+	s.need(t, stageReady, stageProbes)
+	name := s.name(string(shopv1.ServiceUser))
+	key := client.ObjectKey{Namespace: s.cfg.namespace, Name: name}
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
+	if err := s.c.Get(ctx, key, hpa); err != nil {
+		t.Fatalf("FAIL: the Shop's HorizontalPodAutoscaler %s: %v", name, err)
+	}
+	minReplicas := *hpa.Spec.MinReplicas
+	if minReplicas != 1 || hpa.Spec.MaxReplicas != 3 {
+		t.Errorf("FAIL: HPA %s scales %d..%d, want 1..3 as the Shop asks", name, minReplicas, hpa.Spec.MaxReplicas)
+	}
+	t.Logf("before the load: HPA %s desired %d, current %d, CPU %s", name, hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, cpuUtilization(hpa))
+	if _, _, err := s.kubectl(ctx, 30*time.Second, "get", "--raw", "/apis/metrics.k8s.io/v1beta1"); err != nil {
+		t.Fatalf("FAIL: the cluster serves no resource metrics (metrics.k8s.io), so no autoscaler can work: %v", err)
+	}
+
+	// A customer of its own, so the load's logins are all successful ones.
+	email, password := "e2e-load-"+randomHex(4)+"@example.com", "load generator "+randomHex(8)
+	account, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	var reg httpResult
+	if !s.mustProbe(t, ctx, probeGateway, time.Minute, &reg, "http", "-ca", caFile, "-method", "POST", "-json", string(account),
+		"-attempts", "3", "-want-status", "201", s.publicURL(shopv1.ServiceUser)+"/v1/users") {
+		return
+	}
+	if reg.Status != 201 {
+		t.Fatalf("FAIL: registering the load's customer: %s", reg)
+	}
+
+	load := probeSpec{
+		role: probeLoad, namespace: s.cfg.namespace, ca: true,
+		labels: map[string]string{builder.GatewayNameLabel: builder.GatewayName(s.shop)},
+		args: []string{"load", "-ca", caFile, "-method", "POST",
+			"-form", "grant_type=password", "-form", "username=" + email, "-form", "password=" + password,
+			"-duration", "300s", "-concurrency", "2", "-rps", "4", "-timeout", "20s", "-progress", "15s",
+			s.publicURL(shopv1.ServiceUser) + "/v1/auth/token"},
+	}
+	if !s.startProbes(t, ctx, []probeSpec{load}) {
+		return
+	}
+	loadStart := time.Now()
+	defer func() {
+		t.Logf("load after %s: %s", time.Since(loadStart).Round(time.Second), s.loadProgress(ctx))
+		if err := s.deleteProbes(ctx, probeLoad); err != nil {
+			t.Errorf("FAIL: stopping the load: %v", err)
+		}
+	}()
+
+	// Scale-up: the HPA wants more than its minimum, and the Deployment has
+	// that many ready pods. metrics-server needs about a minute for the
+	// first samples of a pod.
+	var scaledTo int32
+	up := eventually(t, 5*time.Minute, 5*time.Second, "the HPA scaled user up and the Deployment followed", func() (bool, string) {
+		d := &appsv1.Deployment{}
+		if err := s.c.Get(ctx, key, hpa); err != nil {
+			return false, err.Error()
+		}
+		if err := s.c.Get(ctx, key, d); err != nil {
+			return false, err.Error()
+		}
+		replicas := int32(0)
+		if d.Spec.Replicas != nil {
+			replicas = *d.Spec.Replicas
+		}
+		msg := fmt.Sprintf("HPA desired %d (current %d, CPU %s); Deployment spec %d, ready %d; load %s",
+			hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, cpuUtilization(hpa), replicas, d.Status.ReadyReplicas, s.loadProgress(ctx))
+		if hpa.Status.DesiredReplicas > minReplicas && replicas >= hpa.Status.DesiredReplicas && d.Status.ReadyReplicas >= replicas {
+			scaledTo = replicas
+			return true, msg
+		}
+		return false, msg
+	})
+	if !up {
+		out, _, err := s.kubectl(ctx, 30*time.Second, "-n", s.cfg.namespace, "describe", "hpa", name)
+		t.Logf("$ kubectl describe hpa %s\n%s%v", name, out, err)
+		return
+	}
+	t.Logf("PASS: user scaled from %d to %d ready pods under load", minReplicas, scaledTo)
+
+	// No fight: for longer than the operator's periodic resync (30 s), with
+	// two extra reconciles forced by touching the Shop, the replica count
+	// never goes back down (the HPA itself waits 5 minutes before scaling
+	// down), and the operator's own field manager does not own it.
+	t.Run("operator_leaves_replicas_to_the_hpa", func(t *testing.T) {
+		var samples []string
+		lowest, last := scaledTo, scaledTo
+		for i := range 40 {
+			if i == 5 || i == 20 {
+				if err := s.nudgeShop(ctx); err != nil {
+					t.Errorf("FAIL: touching the Shop to force a reconcile: %v", err)
+				}
+			}
+			d := &appsv1.Deployment{}
+			if err := s.c.Get(ctx, key, d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Spec.Replicas != nil {
+				last = *d.Spec.Replicas
+				lowest = min(lowest, last)
+			}
+			if i%5 == 0 {
+				samples = append(samples, fmt.Sprint(last))
+			}
+			if owners := replicasOwners(d); containsString(owners, "shopstack-operator") {
+				t.Errorf("FAIL: the operator's field manager owns spec.replicas of %s (owners %v)", name, owners)
+				return
+			}
+			time.Sleep(time.Second)
+		}
+		if lowest < scaledTo {
+			t.Errorf("FAIL: spec.replicas of %s went from %d down to %d within 40 s of the scale-up (samples %s)", name, scaledTo, lowest, strings.Join(samples, " "))
+			return
+		}
+		d := &appsv1.Deployment{}
+		_ = s.c.Get(ctx, key, d)
+		t.Logf("PASS: spec.replicas stayed at >= %d for 40 s (samples %s; owned by %v)", scaledTo, strings.Join(samples, " "), replicasOwners(d))
+	})
+}
+
+// loadProgress is the last progress line of the load pod.
+func (s *suite) loadProgress(ctx context.Context) string {
+	out, _, err := s.kubectl(ctx, 20*time.Second, "-n", s.cfg.namespace, "logs", probePodName(probeLoad), "--tail=1")
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	var r loadResult
+	if json.Unmarshal([]byte(strings.TrimSpace(out)), &r) != nil {
+		return strings.TrimSpace(out)
+	}
+	return fmt.Sprintf("%d requests in %.0f s, answers %v, %d errors %v", r.Requests, r.ElapsedS, r.Statuses, r.Errors, r.ErrorSeen)
+}
+
+func cpuUtilization(h *autoscalingv2.HorizontalPodAutoscaler) string {
+	for _, m := range h.Status.CurrentMetrics {
+		if m.Resource != nil && m.Resource.Current.AverageUtilization != nil {
+			return fmt.Sprintf("%d%%", *m.Resource.Current.AverageUtilization)
+		}
+	}
+	return "unknown"
+}
+
+// replicasOwners are the field managers that own spec.replicas, as
+// manager/operation[/subresource].
+func replicasOwners(d *appsv1.Deployment) []string {
+	var out []string
+	for _, mf := range d.ManagedFields {
+		if mf.FieldsV1 == nil {
+			continue
+		}
+		var fields struct {
+			Spec map[string]json.RawMessage `json:"f:spec"`
+		}
+		if json.Unmarshal(mf.FieldsV1.Raw, &fields) != nil {
+			continue
+		}
+		if _, ok := fields.Spec["f:replicas"]; ok {
+			out = append(out, mf.Manager+"/"+string(mf.Operation)+subresource(mf.Subresource))
+		}
+	}
+	return out
+}
+
+func subresource(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "/" + s
+}
+
+func containsString(list []string, prefix string) bool {
+	for _, s := range list {
+		if s == prefix || strings.HasPrefix(s, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// nudgeShop changes an annotation of the Shop, which makes the operator
+// reconcile it.
+func (s *suite) nudgeShop(ctx context.Context) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"e2e.shopstack.dev/nudge":%q}}}`, time.Now().Format(time.RFC3339Nano))
+	return s.c.Patch(ctx, s.shop.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(patch)))
+}
