@@ -71,6 +71,30 @@ bench-apps: ## Orders per second through the saga vs the same transactions issue
 bench: control-plane ## Convergence benchmark: operator vs a bare server-side-apply client, 1 and 50 Shops.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" go run ./hack/bench
 
+##@ End to end
+
+E2E_NEXT_VERSION ?= 0.1.1
+
+.PHONY: cluster-up
+cluster-up: ## Start the local single-node cluster (real kubelet, containerd, CNI; built from source, cached).
+	hack/local-cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and clean up its processes, mounts and network state.
+	hack/local-cluster/down.sh
+
+.PHONY: images
+images: ## Build the operator, service, probe, Postgres and Redis images without Docker; import them into the local cluster.
+	go run ./hack/images -version $(VERSION) -also-tag $(E2E_NEXT_VERSION) -import
+
+.PHONY: e2e-local
+e2e-local: ## cluster-up, images, the e2e suite, cluster-down; prints each stage's time.
+	VERSION=$(VERSION) E2E_NEXT_VERSION=$(E2E_NEXT_VERSION) hack/e2e/local.sh
+
+.PHONY: test-e2e
+test-e2e: ## The same e2e suite on a new kind cluster (needs a Docker engine).
+	VERSION=$(VERSION) E2E_NEXT_VERSION=$(E2E_NEXT_VERSION) hack/e2e/kind.sh
+
 ##@ Build
 
 .PHONY: build
