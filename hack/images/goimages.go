@@ -86,7 +86,6 @@ func labels(title, version string) map[string]string {
 }
 
 func (b *builder) pause() error {
-	t0 := time.Now()
 	bin, err := goBuild(b.root, "./hack/images/pause", "3.10")
 	if err != nil {
 		return err
@@ -109,12 +108,10 @@ func (b *builder) pause() error {
 	if err := b.writeArchive("pause.tar", map[string]v1.Image{pauseRef: img}); err != nil {
 		return err
 	}
-	fmt.Printf("  pause built in %s\n", since(t0))
 	return nil
 }
 
 func (b *builder) operator() error {
-	t0 := time.Now()
 	bin, err := goBuild(b.root, "./cmd", b.version)
 	if err != nil {
 		return err
@@ -132,7 +129,6 @@ func (b *builder) operator() error {
 	if err := b.writeArchive("operator.tar", map[string]v1.Image{operatorRepo + ":" + b.version: img}); err != nil {
 		return err
 	}
-	fmt.Printf("  operator built in %s\n", since(t0))
 	return nil
 }
 
@@ -174,7 +170,6 @@ func (b *builder) services() error {
 // probe is the end-to-end suite's in-cluster helper. It is skipped when the
 // package does not exist and the target was not asked for by name.
 func (b *builder) probe() error {
-	t0 := time.Now()
 	matches, _ := filepath.Glob(filepath.Join(b.root, filepath.FromSlash(probePackage), "*.go"))
 	hasMain := false
 	for _, m := range matches {
@@ -206,6 +201,5 @@ func (b *builder) probe() error {
 	if err := b.writeArchive("probe.tar", map[string]v1.Image{probeRef: img}); err != nil {
 		return err
 	}
-	fmt.Printf("  probe built in %s\n", since(t0))
 	return nil
 }
