@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# Brings up the local single-node Kubernetes cluster as processes on this
+# machine (no containers around the control plane, no kind, no Docker):
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
+# kubelet, kube-proxy, kube-router (NetworkPolicy), CoreDNS, metrics-server,
+# a hostPath volume provisioner and the cert-manager controllers.
+# See hack/local-cluster/README.md. Needs root.
+#
+#   hack/local-cluster/up.sh            build what is missing, start, wait until usable
+#
+# Already up: says so and exits 0. Leftovers of an earlier run that was not
+# taken down are cleaned up first (down.sh).
+set -euo pipefail
+# shellcheck source=hack/local-cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+started_at=$SECONDS
+
+[[ "$(uname -s)" == Linux ]] || die "the local cluster runs on Linux only"
+[[ "$(id -u)" == 0 ]] || die "run as root (it starts containerd, the kubelet and changes iptables)"
+
+# ---------------------------------------------------------------- already up?
+running=() stopped=()
+for c in "${COMPONENTS[@]}"; do
+  if [[ -n "$(pid_of "$c")" ]]; then running+=("$c"); elif [[ -f "$STATE/pids/$c.pid" ]]; then stopped+=("$c"); fi
+done
+if ((${#running[@]} == ${#COMPONENTS[@]})); then
+  KUBECTL="$(kubectl_bin)"
+  if k get --raw /readyz >/dev/null 2>&1; then
+    log "the cluster is already up (state in $STATE)"
+    log "  export KUBECONFIG=$ADMIN_KUBECONFIG"
+    exit 0
+  fi
+  die "every component runs but the API server does not answer; see $STATE/logs/, or run hack/local-cluster/down.sh"
+fi
+if ((${#running[@]} > 0)); then
+  die "the cluster is partly up (running: ${running[*]}; not running: ${stopped[*]:-none}); run hack/local-cluster/down.sh first"
+fi
+if ((${#stopped[@]} > 0)) || ip link show "$DUMMY_IF" >/dev/null 2>&1; then
+  log "leftovers of an earlier run found; cleaning them up first"
+  "$HERE/down.sh"
+fi
+
+# ------------------------------------------------------------- prerequisites
+missing_pkgs=()
+need() { # need COMMAND APT-PACKAGE
+  command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2")
+}
+need containerd containerd
+need containerd-shim-runc-v2 containerd
+need ctr containerd
+need runc runc
+need iptables iptables
+need ipset ipset
+need conntrack conntrack
+need ip iproute2
+need curl curl
+need setsid util-linux
+need mount mount
+if ((${#missing_pkgs[@]} > 0)); then
+  mapfile -t missing_pkgs < <(printf '%s\n' "${missing_pkgs[@]}" | sort -u)
+  die "missing programs; install them with: apt-get install -y ${missing_pkgs[*]}"
+fi
+containerd_version="$(containerd --version | awk '{print $3}')"
+containerd_version="${containerd_version#v}"
+IFS=. read -r cd_major cd_minor _ <<<"${containerd_version%%[~+-]*}"
+if ! [[ "$cd_major" =~ ^[0-9]+$ && "$cd_minor" =~ ^[0-9]+$ ]] || ((cd_major < 1 || (cd_major == 1 && cd_minor < 6))); then
+  die "containerd 1.6 or newer needed, found '$containerd_version'; apt-get install containerd"
+fi
+command -v go >/dev/null || die "the go command is missing; install Go first"
+
+# Kernel: bridged pod traffic must pass iptables (kube-proxy, kube-router),
+# and containerd's snapshotter needs overlayfs.
+if [[ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
+  modprobe br_netfilter 2>/dev/null || true
+  [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] ||
+    die "the br_netfilter kernel module is not available (modprobe br_netfilter failed); Services would not work from pods"
+fi
+if ! grep -qw overlay /proc/filesystems; then
+  modprobe overlay 2>/dev/null || true
+  grep -qw overlay /proc/filesystems || die "the overlay filesystem is not available (modprobe overlay failed); containerd needs it"
+fi
+[[ -d /sys/fs/cgroup ]] || die "/sys/fs/cgroup is missing"
+
+# ------------------------------------------------------------------- binaries
+CP="$("$ROOT/hack/control-plane.sh")"
+BIN="$("$HERE/build.sh")"
+KUBECTL="$CP/kubectl"
+
+if [[ -d "$STATE/logs" ]]; then rm -rf "$STATE/logs.prev" && mv "$STATE/logs" "$STATE/logs.prev"; fi
+mkdir -p "$STATE"/{bin,config,logs,pids,images,volumes,pod-logs,etcd,containerd,kubelet,cni/networks}
+chmod 700 "$STATE"
+log "building the cluster's own tools (pki, provisioner, dnscheck)"
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$STATE/bin/" ./hack/local-cluster/cmd/...)
+
+log "making the pause image ($PAUSE_IMAGE)"
+(cd "$ROOT" && go run ./hack/images -out "$STATE/images" pause) >"$STATE/logs/images.log" 2>&1 ||
+  { tail -n 20 "$STATE/logs/images.log" >&2; die "go run ./hack/images -out $STATE/images pause failed"; }
+[[ -f "$STATE/images/pause.tar" ]] || die "hack/images did not write $STATE/images/pause.tar"
+
+# ------------------------------------------------------------------- network
+# The node address lives on an interface of its own that leads nowhere: a
+# bridge without ports (kernels without the dummy driver have bridges too),
+# so the address is this machine's alone. The service range and the pod range
+# are routed into the same interface: a packet for an address with no
+# kube-proxy rule (or no pod) is dropped there instead of following the
+# default route out of the machine.
+log "network: $DUMMY_IF $NODE_IP, services $SERVICE_CIDR, pods $POD_CIDR on $BRIDGE_IF"
+ip link add "$DUMMY_IF" type bridge
+ip addr add "$NODE_IP/32" dev "$DUMMY_IF"
+ip link set "$DUMMY_IF" up
+ip route replace "$SERVICE_CIDR" dev "$DUMMY_IF"
+ip route replace "$CLUSTER_CIDR" dev "$DUMMY_IF"
+
+[[ -f "$STATE/ip_forward.saved" ]] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.saved"
+echo 1 >/proc/sys/net/ipv4/ip_forward
+echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+
+# Pods may talk to each other, to Services and to this host, never past it:
+# whatever a pod sends that would be forwarded out of the bridge to another
+# interface is dropped, and nothing is forwarded into the bridge from outside.
+# The mangle table runs before the filter rules of kube-proxy and kube-router.
+iptables -t mangle -N "$CONTAIN_CHAIN" 2>/dev/null || iptables -t mangle -F "$CONTAIN_CHAIN"
+iptables -t mangle -A "$CONTAIN_CHAIN" -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
+iptables -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" -o "$BRIDGE_IF" -j DROP
+iptables -t mangle -C FORWARD -j "$CONTAIN_CHAIN" 2>/dev/null || iptables -t mangle -I FORWARD 1 -j "$CONTAIN_CHAIN"
+
+# ------------------------------------------------------------------------ PKI
+"$STATE/bin/pki" -dir "$PKI" -kubeconfigs "$KUBECONFIGS" -node "$NODE_NAME" -ip "$NODE_IP" \
+  -service-ip "$KUBERNETES_SERVICE_IP" -server "$APISERVER_URL"
+cp "$KUBECONFIGS/admin.kubeconfig" "$ADMIN_KUBECONFIG"
+chmod 600 "$ADMIN_KUBECONFIG"
+
+# --------------------------------------------------------------------- config
+CFG="$STATE/config"
+mkdir -p "$CFG/cni"
+cat >"$CFG/containerd.toml" <<EOF
+version = 2
+root = "$STATE/containerd/root"
+state = "$STATE/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+
+[grpc]
+  address = "$CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$STATE/containerd/containerd.sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$STATE/containerd/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$STATE/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$BIN/cni"
+    conf_dir = "$CFG/cni"
+    max_conf_num = 1
+EOF
+
+cat >"$CFG/cni/10-shopstack.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "shopstack",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE_IF",
+      "isGateway": true,
+      "isDefaultGateway": false,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$STATE/cni/networks",
+        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$POD_GATEWAY"}]],
+        "routes": [
+          {"dst": "$CLUSTER_CIDR", "gw": "$POD_GATEWAY"},
+          {"dst": "$SERVICE_CIDR", "gw": "$POD_GATEWAY"}
+        ]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+
+# Pods with dnsPolicy Default get this file too: only the cluster's DNS.
+echo "nameserver $DNS_SERVICE_IP" >"$CFG/resolv.conf"
+
+cat >"$CFG/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $PKI/kubelet-serving.crt
+tlsPrivateKeyFile: $PKI/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+oomScoreAdj: 0
+podLogsDir: $STATE/pod-logs
+clusterDNS: [$DNS_SERVICE_IP]
+clusterDomain: cluster.local
+resolvConf: $CFG/resolv.conf
+hairpinMode: hairpin-veth
+serializeImagePulls: false
+# Images are imported, never pulled: garbage collecting one would lose it.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
+rotateCertificates: false
+serverTLSBootstrap: false
+maxPods: 110
+EOF
+
+cat >"$CFG/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $KUBECONFIGS/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+bindAddress: $NODE_IP
+mode: iptables
+clusterCIDR: $CLUSTER_CIDR
+detectLocalMode: ClusterCIDR
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+oomScoreAdj: 0
+conntrack: {maxPerCore: 0, min: 0}
+nodePortAddresses: ["$NODE_IP/32"]
+iptables: {masqueradeAll: false, localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 1s}
+EOF
+
+# CoreDNS answers cluster.local and the reverse zones from the API, and
+# everything else itself with NXDOMAIN: there is no upstream to forward to.
+cat >"$CFG/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
+    bind $NODE_IP
+    errors
+    ready 127.0.0.1:8181
+    health 127.0.0.1:8180
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $KUBECONFIGS/coredns.kubeconfig shopstack
+        pods insecure
+        ttl 30
+    }
+    cache 30
+    loadbalance
+}
+.:53 {
+    bind $NODE_IP
+    errors
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
+}
+EOF
+
+# ------------------------------------------------------------- control plane
+log "starting etcd"
+start etcd "$CP/etcd" --name shopstack --data-dir "$STATE/etcd" \
+  --listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
+  --listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
+  --initial-cluster "shopstack=$ETCD_PEER_URL" --initial-cluster-state new \
+  --listen-metrics-urls "" --log-level warn
+wait_for 60 "etcd" etcd curl -fsS "$ETCD_CLIENT_URL/health"
+
+log "starting kube-apiserver on $APISERVER_URL"
+start kube-apiserver "$CP/kube-apiserver" \
+  --etcd-servers "$ETCD_CLIENT_URL" \
+  --bind-address "$NODE_IP" --advertise-address "$NODE_IP" --secure-port "$APISERVER_PORT" \
+  --service-cluster-ip-range "$SERVICE_CIDR" \
+  --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+  --client-ca-file "$PKI/ca.crt" \
+  --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+  --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+  --allow-privileged=true \
+  --enable-aggregator-routing=true \
+  --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+  --profiling=false --v=1
+wait_for 120 "the API server" kube-apiserver k get --raw /readyz
+
+log "applying RBAC, kube-dns and metrics Services, StorageClass $STORAGE_CLASS, cert-manager CRDs"
+ca_bundle="$(base64 -w0 <"$PKI/ca.crt")"
+sed -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" -e "s|@CA_BUNDLE@|$ca_bundle|g" \
+  -e "s|@STORAGE_CLASS@|$STORAGE_CLASS|g" -e "s|@PROVISIONER_NAME@|$PROVISIONER_NAME|g" \
+  "$HERE/manifests/cluster.yaml" >"$CFG/cluster.yaml"
+k apply --server-side --force-conflicts -f "$HERE/manifests/rbac.yaml" -f "$CFG/cluster.yaml" >/dev/null
+k apply --server-side --force-conflicts -f "$ROOT/config/thirdparty/cert-manager/" >/dev/null
+
+log "starting kube-controller-manager and kube-scheduler"
+start kube-controller-manager "$BIN/kube-controller-manager" \
+  --kubeconfig "$KUBECONFIGS/kube-controller-manager.kubeconfig" \
+  --authentication-kubeconfig "$KUBECONFIGS/kube-controller-manager.kubeconfig" \
+  --authorization-kubeconfig "$KUBECONFIGS/kube-controller-manager.kubeconfig" \
+  --bind-address 127.0.0.1 --cert-dir "$STATE/kube-controller-manager" \
+  --leader-elect=false --use-service-account-credentials=true \
+  --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+  --root-ca-file "$PKI/ca.crt" --service-account-private-key-file "$PKI/sa.key" \
+  --service-cluster-ip-range "$SERVICE_CIDR" \
+  --allocate-node-cidrs=true --cluster-cidr "$CLUSTER_CIDR" --node-cidr-mask-size 24 \
+  --v=1
+start kube-scheduler "$BIN/kube-scheduler" \
+  --kubeconfig "$KUBECONFIGS/kube-scheduler.kubeconfig" \
+  --authentication-kubeconfig "$KUBECONFIGS/kube-scheduler.kubeconfig" \
+  --authorization-kubeconfig "$KUBECONFIGS/kube-scheduler.kubeconfig" \
+  --bind-address 127.0.0.1 --leader-elect=false --v=1
+
+# ----------------------------------------------------------------------- node
+log "starting containerd ($CONTAINERD_SOCK)"
+# Pulls are not part of this cluster: every image is imported. The proxy
+# variables send any pull attempt to a closed local port, so it fails at once
+# without a name lookup or a packet leaving the machine.
+HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 http_proxy=http://127.0.0.1:9 \
+  https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
+  start containerd "$(command -v containerd)" --config "$CFG/containerd.toml"
+wait_for 60 "containerd" containerd ctr -a "$CONTAINERD_SOCK" version
+ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/pause.tar" >/dev/null
+
+log "starting kubelet (node $NODE_NAME)"
+start kubelet "$BIN/kubelet" --config "$CFG/kubelet.yaml" \
+  --kubeconfig "$KUBECONFIGS/kubelet.kubeconfig" --root-dir "$STATE/kubelet" \
+  --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
+wait_for 90 "node $NODE_NAME to be Ready" kubelet \
+  k wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+
+log "starting kube-proxy, kube-router, CoreDNS, metrics-server, the volume provisioner and cert-manager"
+start kube-proxy "$BIN/kube-proxy" --config "$CFG/kube-proxy.yaml"
+start kube-router "$BIN/kube-router" --kubeconfig "$KUBECONFIGS/kube-router.kubeconfig" \
+  --hostname-override "$NODE_NAME" \
+  --run-firewall=true --run-router=false --run-service-proxy=false \
+  --enable-cni=false --enable-pod-egress=false --health-port 0 --metrics-port 0
+start coredns "$BIN/coredns" -conf "$CFG/Corefile"
+start metrics-server "$BIN/metrics-server" \
+  --kubeconfig "$KUBECONFIGS/metrics-server.kubeconfig" \
+  --authentication-kubeconfig "$KUBECONFIGS/metrics-server.kubeconfig" \
+  --authorization-kubeconfig "$KUBECONFIGS/metrics-server.kubeconfig" \
+  --bind-address "$NODE_IP" --secure-port 4443 \
+  --tls-cert-file "$PKI/metrics-server-serving.crt" --tls-private-key-file "$PKI/metrics-server-serving.key" \
+  --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
+  --kubelet-use-node-status-port --metric-resolution 15s
+start provisioner "$STATE/bin/provisioner" --kubeconfig "$KUBECONFIGS/provisioner.kubeconfig" \
+  --name "$PROVISIONER_NAME" --dir "$STATE/volumes" --node "$NODE_NAME"
+start cert-manager "$BIN/cert-manager-controller" --kubeconfig "$KUBECONFIGS/cert-manager.kubeconfig" \
+  --leader-election-namespace kube-system --cluster-resource-namespace cert-manager
+
+# ---------------------------------------------------------------------- ready
+wait_for 60 "CoreDNS to answer kubernetes.default.svc.cluster.local" coredns \
+  "$STATE/bin/dnscheck" -server "$DNS_SERVICE_IP:53" kubernetes.default.svc.cluster.local.
+wait_for 60 "the cert-manager controllers to hold their Lease" cert-manager \
+  k -n kube-system get lease cert-manager-controller
+wait_for 180 "the metrics API (APIService v1beta1.metrics.k8s.io Available)" metrics-server \
+  k wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
+"$HERE/smoke.sh" cert-manager storage
+
+for c in "${COMPONENTS[@]}"; do
+  [[ -n "$(pid_of "$c")" ]] || die "$c exited; see $STATE/logs/$c.log and run hack/local-cluster/down.sh"
+done
+
+cat >&2 <<EOF
+local-cluster: up in $((SECONDS - started_at))s. Node $NODE_NAME, API server $APISERVER_URL.
+
+  export KUBECONFIG=$ADMIN_KUBECONFIG
+  export PATH=$CP:\$PATH          # kubectl $("$KUBECTL" version --client -o json 2>/dev/null | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -n1)
+  kubectl get nodes
+
+  containerd socket:  $CONTAINERD_SOCK  (ctr -a ... -n k8s.io images import IMAGE.tar)
+  DNS Service:        $DNS_SERVICE_IP (kube-system/kube-dns), StorageClass: $STORAGE_CLASS (default)
+  logs:               $STATE/logs/<component>.log
+  stop:               hack/local-cluster/down.sh   (--purge also removes $STATE)
+EOF
