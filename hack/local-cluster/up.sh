@@ -53,7 +53,6 @@ need iptables iptables
 need ipset ipset
 need conntrack conntrack
 need ip iproute2
-need curl curl
 need setsid util-linux
 need mount mount
 if ((${#missing_pkgs[@]} > 0)); then
@@ -275,13 +274,21 @@ cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
 EOF
 
 # ------------------------------------------------------------- control plane
+etcd_healthy() { # GET /health on the client URL, with bash alone
+  local hostport="${ETCD_CLIENT_URL#http://}" reply
+  exec 3<>"/dev/tcp/${hostport%:*}/${hostport#*:}" || return 1
+  printf 'GET /health HTTP/1.0\r\nHost: %s\r\n\r\n' "$hostport" >&3
+  reply="$(timeout 5 cat <&3)"
+  exec 3<&-
+  [[ "$reply" == *'"health":"true"'* ]]
+}
 log "starting etcd"
 start etcd "$CP/etcd" --name shopstack --data-dir "$STATE/etcd" \
   --listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
   --listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
   --initial-cluster "shopstack=$ETCD_PEER_URL" --initial-cluster-state new \
   --listen-metrics-urls "" --log-level warn
-wait_for 60 "etcd" etcd curl -fsS "$ETCD_CLIENT_URL/health"
+wait_for 60 "etcd" etcd etcd_healthy
 
 log "starting kube-apiserver on $APISERVER_URL"
 start kube-apiserver "$CP/kube-apiserver" \
