@@ -31,7 +31,7 @@ func TestE2E(t *testing.T) {
 	// before the teardown removes it.
 	t.Cleanup(func() { s.teardown(t, ctx) })
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() && !s.diagnosedRecently() {
 			t.Log("=== diagnostics after a failure")
 			s.diagnose(t, ctx)
 		}

@@ -141,7 +141,7 @@ func (s *suite) ordersRun(ctx context.Context, count int) (ordersResult, error) 
 	err := s.probe(ctx, probeGateway, 2*time.Minute, &r, "orders", "-ca", caFile,
 		"-user", s.publicURL(shopv1.ServiceUser), "-order", s.publicURL(shopv1.ServiceOrder),
 		"-email", s.customerEmail, "-password", s.customerPassword, "-sku", s.sku, "-qty", "1",
-		"-count", itoa(count), "-interval", "300ms", "-deadline", "60s", "-key-prefix", "e2e-rollout-")
+		"-count", itoa(count), "-interval", "200ms", "-deadline", "60s", "-key-prefix", "e2e-rollout-")
 	return r, err
 }
 

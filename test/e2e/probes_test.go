@@ -148,6 +148,13 @@ func (s *suite) probePod(p probeSpec) *corev1.Pod {
 // startProbes creates the probe pods and waits until each one runs.
 func (s *suite) startProbes(t *testing.T, ctx context.Context, specs []probeSpec) bool {
 	t.Helper()
+	return s.createProbes(t, ctx, specs) && s.waitProbes(t, ctx, specs)
+}
+
+// createProbes creates the probe pods without waiting for them: those that
+// mount the Shop's Secrets start once the Secrets exist.
+func (s *suite) createProbes(t *testing.T, ctx context.Context, specs []probeSpec) bool {
+	t.Helper()
 	for _, p := range specs {
 		pod := s.probePod(p)
 		if err := s.c.Create(ctx, pod); err != nil {
@@ -155,6 +162,12 @@ func (s *suite) startProbes(t *testing.T, ctx context.Context, specs []probeSpec
 			return false
 		}
 	}
+	return true
+}
+
+// waitProbes waits until each probe pod runs.
+func (s *suite) waitProbes(t *testing.T, ctx context.Context, specs []probeSpec) bool {
+	t.Helper()
 	ok := true
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -346,6 +359,13 @@ func (st step) String() string {
 	body := string(st.Body)
 	if body == "" {
 		body = st.Text
+	}
+	// Bearer tokens stay out of the test log.
+	var tok map[string]any
+	if json.Unmarshal(st.Body, &tok) == nil && tok["access_token"] != nil {
+		tok["access_token"] = "(redacted)"
+		b, _ := json.Marshal(tok)
+		body = string(b)
 	}
 	if len(body) > 400 {
 		body = body[:400] + "..."

@@ -28,14 +28,20 @@ func (s *suite) checkShopReady(t *testing.T, ctx context.Context) {
 	if err := s.c.Create(ctx, s.newShop()); err != nil {
 		t.Fatalf("FAIL: creating the Shop: %v", err)
 	}
+	// The probe pods start while the Shop comes up (each once the Secrets it
+	// mounts exist), so they can also help tell why it does not.
+	probesCreated := s.createProbes(t, ctx, s.probeSpecs())
 	if !s.waitShopReady(t, ctx, 6*time.Minute) {
+		if probesCreated {
+			s.diagnoseNetwork(t, ctx)
+		}
 		return
 	}
 	t.Log("PASS: the Shop is Ready=True")
 	s.pass(stageReady)
 
 	t.Run("probe_pods_running", func(t *testing.T) {
-		if s.startProbes(t, ctx, s.probeSpecs()) {
+		if probesCreated && s.waitProbes(t, ctx, s.probeSpecs()) {
 			t.Log("PASS: every probe pod runs")
 			s.pass(stageProbes)
 		}
@@ -64,4 +70,43 @@ func (s *suite) checkShopReady(t *testing.T, ctx context.Context) {
 			}
 		}
 	})
+}
+
+// diagnoseNetwork asks, from probe pods, the questions a Shop that does not
+// come up most often needs answered: can a pod the Shop's NetworkPolicies
+// select (order's labels) resolve names and reach Postgres, and can a pod
+// no policy selects resolve them.
+func (s *suite) diagnoseNetwork(t *testing.T, ctx context.Context) {
+	t.Helper()
+	names := []string{s.svcHost("postgres-rw") + ".cluster.local", "kubernetes.default.svc.cluster.local"}
+	resolves := map[string]bool{}
+	for _, role := range []string{probeOrderNoTLS, probePlain} {
+		if err := s.waitProbeRunning(ctx, s.probeNamespace(role), probePodName(role), 30*time.Second); err != nil {
+			t.Logf("network diagnosis: %v", err)
+			continue
+		}
+		var dns dnsResult
+		if err := s.probe(ctx, role, time.Minute, &dns, append([]string{"dns", "-timeout", "5s"}, names...)...); err != nil {
+			t.Logf("network diagnosis: %v", err)
+			continue
+		}
+		resolves[role] = true
+		for _, r := range dns.Results {
+			if r.Error != "" {
+				resolves[role] = false
+				t.Logf("network diagnosis: probe %q cannot resolve %s: %s", role, r.Name, r.Error)
+			} else {
+				t.Logf("network diagnosis: probe %q resolves %s to %v", role, r.Name, r.Addrs)
+			}
+		}
+	}
+	var tcp tcpResult
+	if err := s.probe(ctx, probeOrderNoTLS, time.Minute, &tcp, "tcp", "-attempts", "1", "-timeout", "3s", s.svcHost("postgres-rw")+":5432"); err == nil {
+		t.Logf("network diagnosis: probe %q (order's labels) to Postgres: %d of %d connected %v", probeOrderNoTLS, tcp.Connected, tcp.Attempts, tcp.Errors)
+	}
+	if resolves[probePlain] && !resolves[probeOrderNoTLS] {
+		t.Log("network diagnosis: DNS works outside the Shop's NetworkPolicies but not under them: the default-deny policy " +
+			"lets the Shop's pods send DNS only to pods labelled k8s-app=kube-dns in kube-system, and this cluster's DNS " +
+			"server is not such a pod (a host process or a node-local cache, for example)")
+	}
 }

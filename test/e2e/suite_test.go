@@ -36,6 +36,8 @@ type suite struct {
 	mu     sync.Mutex
 	passed map[string]bool // stages that passed, so later checks can depend on them
 
+	lastDiagnosis time.Time
+
 	// Set by the journey, reused by later checks.
 	customerEmail, customerPassword, sku string
 }
@@ -222,6 +224,9 @@ func (s *suite) diagnose(t *testing.T, ctx context.Context) {
 	} else {
 		t.Logf("Shop: %v", err)
 	}
+	s.mu.Lock()
+	s.lastDiagnosis = time.Now()
+	s.mu.Unlock()
 	for _, args := range [][]string{
 		{"-n", s.cfg.namespace, "get", "pods,deployments,statefulsets,hpa,pdb,certificates", "-o", "wide"},
 		{"-n", s.cfg.namespace, "get", "events", "--sort-by=.lastTimestamp"},
@@ -238,6 +243,32 @@ func (s *suite) diagnose(t *testing.T, ctx context.Context) {
 		}
 		t.Logf("$ kubectl %s\n%s%s", strings.Join(args, " "), out, errOut)
 	}
+	// The last words of the Shop's pods that are not Ready, from before
+	// their last restart when there was one.
+	var pods corev1.PodList
+	if err := s.c.List(ctx, &pods, client.InNamespace(s.cfg.namespace), client.MatchingLabels(builder.InstanceSelector(s.shop))); err != nil {
+		return
+	}
+	for _, p := range pods.Items {
+		if podReady(&p) || p.Labels[probeRoleLabel] != "" {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			args := []string{"-n", p.Namespace, "logs", p.Name, "-c", cs.Name, "--tail=8"}
+			if cs.RestartCount > 0 {
+				args = append(args, "--previous")
+			}
+			out, _, err := s.kubectl(ctx, 30*time.Second, args...)
+			t.Logf("$ kubectl %s\n%s%v", strings.Join(args, " "), out, err)
+		}
+	}
+}
+
+// diagnosedRecently: the diagnostics were just logged, no need to repeat them.
+func (s *suite) diagnosedRecently() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Since(s.lastDiagnosis) < 2*time.Minute
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
