@@ -35,4 +35,12 @@
 //
 // The probe pods run ./probe (one JSON line per command); the suite execs
 // into them with kubectl and asserts on what they report.
+//
+// What the cluster must provide: cert-manager (checked first), resource
+// metrics (metrics.k8s.io, for check 5), a default StorageClass, NetworkPolicy
+// enforcement, and its DNS server as pods labelled k8s-app=kube-dns in
+// kube-system: the Shop's default-deny NetworkPolicy lets its pods send DNS
+// to those pods only. When the Shop does not become Ready, the suite checks
+// DNS and Postgres from probe pods inside and outside the Shop's policies and
+// says which one fails.
 package e2e

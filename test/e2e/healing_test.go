@@ -189,12 +189,16 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		stopping := false
 		for range 60 { // at most 60 runs of 10 orders
 			r, err := s.ordersRun(ctx, 10)
 			totals.add(r, err)
+			if stopping {
+				return // the run that started after the rollout was over
+			}
 			select {
 			case <-stop:
-				return
+				stopping = true
 			default:
 			}
 		}
@@ -216,7 +220,7 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 		return s.shopReady(ctx)
 	})
 	rolloutTime := time.Since(start)
-	close(stop) // one more run after the rollout, then stop
+	close(stop) // one whole run more after the rollout, then stop
 	<-done
 
 	totals.mu.Lock()
