@@ -17,6 +17,7 @@ const (
 	operatorRepo = "ghcr.io/shopstack/shopstack-operator"
 	serviceRepo  = "ghcr.io/shopstack/shopstack-" // + service name
 	probeRef     = "shopstack.local/e2e-probe:dev"
+	corednsRepo  = "shopstack.local/coredns" // tagged with the version hack/tools/coredns pins
 	probePackage = "./test/e2e/probe"
 	nonroot      = 65532
 )
@@ -202,4 +203,47 @@ func (b *builder) probe() error {
 		return err
 	}
 	return nil
+}
+
+// coredns is the local cluster's DNS server, built from the module that
+// hack/tools/coredns pins, as a pod on the pod network like kubeadm's: the
+// Shops' NetworkPolicies admit DNS to pods labelled k8s-app=kube-dns in
+// kube-system, not to an address on the host.
+func (b *builder) coredns() error {
+	dir := filepath.Join(b.root, "hack", "tools", "coredns")
+	version, err := requiredVersion(filepath.Join(dir, "go.mod"), "github.com/coredns/coredns")
+	if err != nil {
+		return err
+	}
+	bin, err := goBuild(dir, "github.com/coredns/coredns", version)
+	if err != nil {
+		return err
+	}
+	img, err := goImage(bin, "/coredns", v1.Config{
+		Entrypoint:   []string{"/coredns"},
+		User:         fmt.Sprintf("%d:%d", nonroot, nonroot),
+		Env:          []string{defaultPath},
+		WorkingDir:   "/",
+		ExposedPorts: map[string]struct{}{"53/udp": {}, "53/tcp": {}},
+		Labels:       labels("coredns", version),
+	})
+	if err != nil {
+		return err
+	}
+	return b.writeArchive("coredns.tar", map[string]v1.Image{corednsRepo + ":" + version: img})
+}
+
+// requiredVersion reads the version of module from the require lines of a go.mod.
+func requiredVersion(gomod, module string) (string, error) {
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 && f[0] == module {
+			return f[1], nil
+		}
+	}
+	return "", fmt.Errorf("%s does not require %s", gomod, module)
 }

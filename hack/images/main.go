@@ -3,7 +3,7 @@
 // tarball that `ctr images import` accepts, and -import loads them into
 // containerd's k8s.io namespace.
 //
-//	go run ./hack/images [flags] [pause|operator|services|probe|postgres|redis ...]
+//	go run ./hack/images [flags] [pause|coredns|operator|services|probe|postgres|redis ...]
 //
 // See hack/images/README.md.
 package main
@@ -20,9 +20,9 @@ import (
 	"time"
 )
 
-// allTargets in build order: pause first, the cluster needs it before
-// anything else; the probe last, its package is optional.
-var allTargets = []string{"pause", "operator", "services", "postgres", "redis", "probe"}
+// allTargets in build order: pause and coredns first, the cluster needs them
+// before anything else; the probe last, its package is optional.
+var allTargets = []string{"pause", "coredns", "operator", "services", "postgres", "redis", "probe"}
 
 // errSkipped marks a target that was left out rather than failed.
 var errSkipped = errors.New("skipped")
@@ -105,6 +105,8 @@ func run() error {
 		switch t {
 		case "pause":
 			err = b.pause()
+		case "coredns":
+			err = b.coredns()
 		case "operator":
 			err = b.operator()
 		case "services":

@@ -8,7 +8,7 @@
 #
 # Node components: kubelet, kube-controller-manager, kube-scheduler,
 # kube-proxy (Kubernetes v1.37.2); CNI bridge, host-local, loopback, portmap;
-# CoreDNS; kube-router (NetworkPolicy enforcement only); metrics-server (HPA);
+# kube-router (NetworkPolicy enforcement only); metrics-server (HPA);
 # the cert-manager v1.21.2 controllers (hack/tools/cert-manager/controller).
 # The API server, etcd and kubectl come from hack/control-plane.sh.
 set -euo pipefail
@@ -28,7 +28,6 @@ TARGETS=(
   "cni/host-local cni github.com/containernetworking/plugins/plugins/ipam/host-local"
   "cni/loopback cni github.com/containernetworking/plugins/plugins/main/loopback"
   "cni/portmap cni github.com/containernetworking/plugins/plugins/meta/portmap"
-  "coredns coredns github.com/coredns/coredns"
   "kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
   "metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server"
   "cert-manager-controller cert-manager github.com/shopstack/shopstack/hack/tools/cert-manager/controller"

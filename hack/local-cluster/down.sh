@@ -51,7 +51,7 @@ stop() {
 }
 
 # Node agents first, so nothing restarts the pods being removed.
-for name in cert-manager provisioner metrics-server coredns kube-router kube-proxy kubelet; do
+for name in cert-manager provisioner metrics-server kube-router kube-proxy kubelet; do
   stop "$name"
 done
 

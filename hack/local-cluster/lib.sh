@@ -22,6 +22,8 @@ ETCD_PEER_URL="http://127.0.0.1:23800"
 STORAGE_CLASS="local"
 PROVISIONER_NAME="shopstack.dev/local-hostpath"
 PAUSE_IMAGE="shopstack.local/pause:3.10"
+# hack/images tags CoreDNS with the version hack/tools/coredns pins.
+COREDNS_IMAGE="shopstack.local/coredns:$(awk '$1 == "github.com/coredns/coredns" {print $2}' "$ROOT/hack/tools/coredns/go.mod")"
 CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
 CONTAIN_CHAIN="SHOPSTACK-CONTAIN"
 
@@ -31,7 +33,7 @@ ADMIN_KUBECONFIG="$STATE/kubeconfig"
 
 # Components in start order; down.sh stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet
-  kube-proxy kube-router coredns metrics-server provisioner cert-manager)
+  kube-proxy kube-router metrics-server provisioner cert-manager)
 
 log() { printf 'local-cluster: %s\n' "$*" >&2; }
 die() { printf 'local-cluster: error: %s\n' "$*" >&2; exit 1; }

@@ -2,8 +2,8 @@
 # Brings up the local single-node Kubernetes cluster as processes on this
 # machine (no containers around the control plane, no kind, no Docker):
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
-# kubelet, kube-proxy, kube-router (NetworkPolicy), CoreDNS, metrics-server,
-# a hostPath volume provisioner and the cert-manager controllers.
+# kubelet, kube-proxy, kube-router (NetworkPolicy), metrics-server, a hostPath
+# volume provisioner and the cert-manager controllers; CoreDNS runs as a pod.
 # See hack/local-cluster/README.md. Needs root.
 #
 #   hack/local-cluster/up.sh            build what is missing, start, wait until usable
@@ -91,10 +91,12 @@ chmod 700 "$STATE"
 log "building the cluster's own tools (pki, provisioner, dnscheck)"
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$STATE/bin/" ./hack/local-cluster/cmd/...)
 
-log "making the pause image ($PAUSE_IMAGE)"
-(cd "$ROOT" && go run ./hack/images -out "$STATE/images" pause) >"$STATE/logs/images.log" 2>&1 ||
-  { tail -n 20 "$STATE/logs/images.log" >&2; die "go run ./hack/images -out $STATE/images pause failed"; }
-[[ -f "$STATE/images/pause.tar" ]] || die "hack/images did not write $STATE/images/pause.tar"
+log "making the pause and CoreDNS images ($PAUSE_IMAGE, $COREDNS_IMAGE)"
+(cd "$ROOT" && go run ./hack/images -out "$STATE/images" pause coredns) >"$STATE/logs/images.log" 2>&1 ||
+  { tail -n 20 "$STATE/logs/images.log" >&2; die "go run ./hack/images -out $STATE/images pause coredns failed"; }
+for f in pause coredns; do
+  [[ -f "$STATE/images/$f.tar" ]] || die "hack/images did not write $STATE/images/$f.tar"
+done
 
 # ------------------------------------------------------------------- network
 # The node address lives on an interface of its own that leads nowhere: a
@@ -248,31 +250,6 @@ nodePortAddresses: ["$NODE_IP/32"]
 iptables: {masqueradeAll: false, localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 1s}
 EOF
 
-# CoreDNS answers cluster.local and the reverse zones from the API, and
-# everything else itself with NXDOMAIN: there is no upstream to forward to.
-cat >"$CFG/Corefile" <<EOF
-cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
-    bind $NODE_IP
-    errors
-    ready 127.0.0.1:8181
-    health 127.0.0.1:8180
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        kubeconfig $KUBECONFIGS/coredns.kubeconfig shopstack
-        pods insecure
-        ttl 30
-    }
-    cache 30
-    loadbalance
-}
-.:53 {
-    bind $NODE_IP
-    errors
-    template ANY ANY {
-        rcode NXDOMAIN
-    }
-}
-EOF
-
 # ------------------------------------------------------------- control plane
 etcd_healthy() { # GET /health on the client URL, with bash alone
   local hostport="${ETCD_CLIENT_URL#http://}" reply
@@ -311,12 +288,14 @@ start kube-apiserver "$CP/kube-apiserver" \
   --profiling=false --v=1
 wait_for 120 "the API server" kube-apiserver k get --raw /readyz
 
-log "applying RBAC, kube-dns and metrics Services, StorageClass $STORAGE_CLASS, cert-manager CRDs"
+log "applying RBAC, CoreDNS, the metrics Service, StorageClass $STORAGE_CLASS, cert-manager CRDs"
 ca_bundle="$(base64 -w0 <"$PKI/ca.crt")"
 sed -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" -e "s|@CA_BUNDLE@|$ca_bundle|g" \
   -e "s|@STORAGE_CLASS@|$STORAGE_CLASS|g" -e "s|@PROVISIONER_NAME@|$PROVISIONER_NAME|g" \
   "$HERE/manifests/cluster.yaml" >"$CFG/cluster.yaml"
-k apply --server-side --force-conflicts -f "$HERE/manifests/rbac.yaml" -f "$CFG/cluster.yaml" >/dev/null
+sed -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" \
+  "$HERE/manifests/coredns.yaml" >"$CFG/coredns.yaml"
+k apply --server-side --force-conflicts -f "$HERE/manifests/rbac.yaml" -f "$CFG/cluster.yaml" -f "$CFG/coredns.yaml" >/dev/null
 k apply --server-side --force-conflicts -f "$ROOT/config/thirdparty/cert-manager/" >/dev/null
 
 log "starting kube-controller-manager and kube-scheduler"
@@ -347,6 +326,7 @@ HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 http_proxy=http://1
   start containerd "$(command -v containerd)" --config "$CFG/containerd.toml"
 wait_for 60 "containerd" containerd ctr -a "$CONTAINERD_SOCK" version
 ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/pause.tar" >/dev/null
+ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/coredns.tar" >/dev/null
 
 log "starting kubelet (node $NODE_NAME)"
 start kubelet "$BIN/kubelet" --config "$CFG/kubelet.yaml" \
@@ -355,13 +335,12 @@ start kubelet "$BIN/kubelet" --config "$CFG/kubelet.yaml" \
 wait_for 90 "node $NODE_NAME to be Ready" kubelet \
   k wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
 
-log "starting kube-proxy, kube-router, CoreDNS, metrics-server, the volume provisioner and cert-manager"
+log "starting kube-proxy, kube-router, metrics-server, the volume provisioner and cert-manager"
 start kube-proxy "$BIN/kube-proxy" --config "$CFG/kube-proxy.yaml"
 start kube-router "$BIN/kube-router" --kubeconfig "$KUBECONFIGS/kube-router.kubeconfig" \
   --hostname-override "$NODE_NAME" \
   --run-firewall=true --run-router=false --run-service-proxy=false \
   --enable-cni=false --enable-pod-egress=false --health-port 0 --metrics-port 0
-start coredns "$BIN/coredns" -conf "$CFG/Corefile"
 start metrics-server "$BIN/metrics-server" \
   --kubeconfig "$KUBECONFIGS/metrics-server.kubeconfig" \
   --authentication-kubeconfig "$KUBECONFIGS/metrics-server.kubeconfig" \
@@ -376,7 +355,9 @@ start cert-manager "$BIN/cert-manager-controller" --kubeconfig "$KUBECONFIGS/cer
   --leader-election-namespace kube-system --cluster-resource-namespace cert-manager
 
 # ---------------------------------------------------------------------- ready
-wait_for 60 "CoreDNS to answer kubernetes.default.svc.cluster.local" coredns \
+wait_for 90 "the CoreDNS pod to be ready" - \
+  k -n kube-system wait --for=condition=Available deployment/coredns --timeout=2s
+wait_for 60 "CoreDNS to answer kubernetes.default.svc.cluster.local" - \
   "$STATE/bin/dnscheck" -server "$DNS_SERVICE_IP:53" kubernetes.default.svc.cluster.local.
 wait_for 60 "the cert-manager controllers to hold their Lease" cert-manager \
   k -n kube-system get lease cert-manager-controller

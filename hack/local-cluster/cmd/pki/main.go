@@ -123,7 +123,6 @@ func run(dir, kcDir, node string, ip, serviceIP net.IP, server string) error {
 		{"kubelet", "system:node:" + node, []string{"system:nodes"}},
 		{"kube-proxy", "system:kube-proxy", nil},
 		{"kube-router", "shopstack:kube-router", nil},
-		{"coredns", "shopstack:coredns", nil},
 		{"metrics-server", "shopstack:metrics-server", nil},
 		{"cert-manager", "shopstack:cert-manager", nil},
 		{"provisioner", "shopstack:local-provisioner", nil},
