@@ -84,7 +84,7 @@ cluster-down: ## Stop the local cluster and clean up its processes, mounts and n
 	hack/local-cluster/down.sh
 
 .PHONY: images
-images: ## Build the operator, service, probe, Postgres and Redis images without Docker; import them into the local cluster.
+images: ## Build every image (operator, services, probe, pause, CoreDNS, Postgres, Redis) without Docker; import them into the local cluster.
 	go run ./hack/images -version $(VERSION) -also-tag $(E2E_NEXT_VERSION) -import
 
 .PHONY: e2e-local

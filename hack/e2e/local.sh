@@ -44,9 +44,19 @@ trap finish EXIT
 stage "cluster up"
 hack/local-cluster/up.sh
 
+IMAGES="${XDG_CACHE_HOME:-$HOME/.cache}/shopstack/images"
 stage "images (build and import)"
-go run ./hack/images -version "$VERSION" -also-tag "$E2E_NEXT_VERSION" \
+go run ./hack/images -out "$IMAGES" -version "$VERSION" -also-tag "$E2E_NEXT_VERSION" \
   -containerd-address "$STATE/containerd/containerd.sock" -import
+
+stage "Postgres and Redis images run the operator's commands"
+data_test_log="$(mktemp)"
+SHOPSTACK_IMAGES="$IMAGES" go test ./hack/images -run Data -count=1 -v 2>&1 | tee "$data_test_log"
+if grep -q -- '--- SKIP' "$data_test_log"; then
+  echo "e2e-local: the data image tests were skipped; they must run here" >&2
+  exit 1
+fi
+rm -f "$data_test_log"
 
 stage "suite"
 KUBECTL="$(hack/control-plane.sh)/kubectl"

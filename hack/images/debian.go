@@ -130,7 +130,8 @@ apt-get update
 
 // commonCleanup runs after: it drops what a container does not need
 // (package lists and caches, documentation but for the copyright files,
-// manuals, translations, logs) and the build machine's resolver and name.
+// manuals, translations, logs) and the build machine's resolver, name and
+// package sources.
 const commonCleanup = `
 ln -sf usr/local/bin/docker-entrypoint.sh /docker-entrypoint.sh
 apt-get clean
@@ -139,7 +140,7 @@ rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/l
   /var/log/apt/* /var/log/*.log /tmp/* /var/tmp/* /root/.cache /usr/sbin/policy-rc.d
 find /usr/share/doc -depth -type f ! -name copyright -delete
 find /usr/share/doc -depth -mindepth 1 -type d -empty -delete
-rm -f /run/adduser
+rm -f /run/adduser /etc/apt/sources.list.d/debian.sources
 : > /etc/resolv.conf
 echo localhost > /etc/hostname
 `

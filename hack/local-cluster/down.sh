@@ -7,10 +7,13 @@
 # Stops exactly the processes up.sh started (pid files whose /proc/<pid>/cmdline
 # still names the same binary), the API server before etcd; kills the pod
 # containers (runc state under $STATE) and their containerd shims; unmounts
-# everything under $STATE and /var/lib/kubelet; removes cni0, the dummy
-# interface, the iptables chains and ipsets of kube-proxy, kube-router, the
-# kubelet and the CNI plugins, /var/lib/cni and containerd's shim sockets;
-# restores net.ipv4.ip_forward. Safe to run twice, or when nothing runs.
+# everything under $STATE and /var/lib/kubelet; removes cni0, the node-address
+# interface, up.sh's SHOPSTACK-* chains, the iptables chains and ipsets of
+# kube-proxy, kube-router, the kubelet and the CNI plugins (unless another
+# kubelet, kube-proxy or kube-router has started on the machine since),
+# libcni's cache of this network and containerd's shim sockets; restores
+# net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables. Safe to run
+# twice, or when nothing runs.
 set -euo pipefail
 # shellcheck source=hack/local-cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -83,6 +86,12 @@ fi
 for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
   stop "$name"
 done
+# Whatever else has a pid file (a component of an older version of up.sh).
+for file in "$STATE"/pids/*.pid; do
+  [[ -f "$file" ]] || continue
+  name="${file##*/}"
+  stop "${name%.pid}"
+done
 
 # Mounts: pod volumes, overlay snapshots, network namespaces, and anything a
 # kubelet left under the default root.
@@ -94,32 +103,50 @@ unmount_under() {
     sort -rn | cut -f2-)
 }
 unmount_under "$STATE"
-unmount_under /var/lib/kubelet
+
+# The chains and ipsets below (KUBE-*, CNI-*, kube-router's) and
+# /var/lib/kubelet belong to whichever kubelet, kube-proxy and kube-router run
+# on this machine; up.sh refuses to start beside another one, so with this
+# cluster's stopped they are its own. Should another have started since, they
+# are left alone.
+foreign="$(foreign_node_agents)"
+if [[ -n "$foreign" ]]; then
+  log "another Kubernetes node runs on this machine (${foreign//$'\n'/, }): its iptables chains, ipsets and /var/lib/kubelet are left alone"
+else
+  unmount_under /var/lib/kubelet
+fi
 
 # iptables: kube-proxy's own cleanup, then every chain of kube-proxy,
 # kube-router, the kubelet (KUBE-*), the portmap plugin (CNI-*) and up.sh.
 BIN="$("$HERE/build.sh" --check 2>/dev/null || true)"
-if [[ -n "$BIN" && -x "$BIN/kube-proxy" ]] && command -v iptables >/dev/null; then
+if [[ -z "$foreign" && -n "$BIN" && -x "$BIN/kube-proxy" ]] && command -v iptables >/dev/null; then
   "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 fi
-remove_chains() { # remove_chains IPTABLES
-  local ipt="$1" table rule chains
+remove_chains() { # remove_chains IPTABLES PATTERN
+  local ipt="$1" pattern="$2" table rule chains words
   command -v "$ipt" >/dev/null || return 0
   for table in raw mangle nat filter; do
     "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
-    mapfile -t chains < <("$ipt" -t "$table" -S | awk '$1 == "-N" && ($2 ~ /^(KUBE-|CNI-|SHOPSTACK-)/) {print $2}')
+    mapfile -t chains < <("$ipt" -t "$table" -S | awk -v re="^($pattern)" '$1 == "-N" && $2 ~ re {print $2}')
     ((${#chains[@]})) || continue
-    # Rules of any chain that jump to one of them go first.
+    # Rules of any chain that jump to one of them go first. xargs splits the
+    # rule as the shell would (quoted comments stay one word) without
+    # evaluating anything in it.
     while read -r rule; do
-      eval "\"$ipt\" -t $table ${rule/#-A/-D}" 2>/dev/null || true
-    done < <("$ipt" -t "$table" -S | grep -E -- '^-A .* -j (KUBE-|CNI-|SHOPSTACK-)' || true)
+      mapfile -t words < <(xargs -n1 printf '%s\n' <<<"${rule/#-A/-D}" 2>/dev/null) || continue
+      ((${#words[@]})) && "$ipt" -t "$table" "${words[@]}" 2>/dev/null || true
+    done < <("$ipt" -t "$table" -S | grep -E -- "^-A .* -j ($pattern)" || true)
     for c in "${chains[@]}"; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
     for c in "${chains[@]}"; do "$ipt" -t "$table" -X "$c" 2>/dev/null || true; done
   done
 }
-remove_chains iptables
-remove_chains ip6tables
-if command -v ipset >/dev/null; then
+if [[ -z "$foreign" ]]; then
+  remove_chains iptables 'KUBE-|CNI-|SHOPSTACK-'
+  remove_chains ip6tables 'KUBE-|CNI-|SHOPSTACK-'
+else
+  remove_chains iptables 'SHOPSTACK-'
+fi
+if [[ -z "$foreign" ]] && command -v ipset >/dev/null; then
   while read -r set; do
     ipset destroy "$set" 2>/dev/null || true
   done < <(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-|inet6:KUBE-|inet6:kube-router-)' || true)
@@ -137,13 +164,18 @@ if command -v conntrack >/dev/null; then
   done
 fi
 
-# Pod cgroups the kubelet made (cgroupfs driver), deepest first.
-for top in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-  [[ -d "$top" ]] || continue
-  find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-done
-
-rm -rf /var/lib/cni /var/lib/kubelet
+if [[ -z "$foreign" ]]; then
+  # Pod cgroups the kubelet made (cgroupfs driver), deepest first.
+  for top in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+    [[ -d "$top" ]] || continue
+    find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  rm -rf /var/lib/kubelet
+fi
+# libcni's cache of this cluster's network ("shopstack"); the folder only if
+# nothing else is left in it.
+rm -f /var/lib/cni/results/shopstack-*
+rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
 # containerd 1.6 keeps shim sockets in /run/containerd whatever its state
 # folder; leave them alone while another containerd runs on this machine.
 other_containerd=false
@@ -157,10 +189,13 @@ else
   log "another containerd runs on this machine: /run/containerd is left as it is"
 fi
 
-if [[ -f "$STATE/ip_forward.saved" ]]; then
-  cat "$STATE/ip_forward.saved" >/proc/sys/net/ipv4/ip_forward
-  rm -f "$STATE/ip_forward.saved"
-fi
+for sysctl in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do
+  saved="$STATE/${sysctl##*/}.saved"
+  if [[ -f "$saved" ]]; then
+    [[ -e "/proc/sys/$sysctl" ]] && cat "$saved" >"/proc/sys/$sysctl"
+    rm -f "$saved"
+  fi
+done
 
 # State: nothing of it may be mounted any more.
 if [[ -d "$STATE" ]]; then

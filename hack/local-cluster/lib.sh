@@ -25,7 +25,8 @@ PAUSE_IMAGE="shopstack.local/pause:3.10"
 # hack/images tags CoreDNS with the version hack/tools/coredns pins.
 COREDNS_IMAGE="shopstack.local/coredns:$(awk '$1 == "github.com/coredns/coredns" {print $2}' "$ROOT/hack/tools/coredns/go.mod")"
 CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
-CONTAIN_CHAIN="SHOPSTACK-CONTAIN"
+CONTAIN_CHAIN="SHOPSTACK-CONTAIN"        # mangle FORWARD: nothing forwarded past cni0
+CONTAIN_IN_CHAIN="SHOPSTACK-CONTAIN-IN"   # mangle PREROUTING: cluster addresses from this machine only
 
 PKI="$STATE/pki"
 KUBECONFIGS="$STATE/kubeconfigs"
@@ -34,6 +35,26 @@ ADMIN_KUBECONFIG="$STATE/kubeconfig"
 # Components in start order; down.sh stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet
   kube-proxy kube-router metrics-server provisioner cert-manager)
+
+# foreign_node_agents prints "NAME PID" for every kubelet, kube-proxy or
+# kube-router on this machine that this cluster did not start: their iptables
+# chains, ipsets and /var/lib/kubelet are not this cluster's to touch.
+foreign_node_agents() {
+  local p exe name pid ours
+  ours=" "
+  for name in kubelet kube-proxy kube-router; do
+    pid="$(pid_of "$name")"
+    [[ -n "$pid" ]] && ours+="$pid "
+  done
+  for p in /proc/[0-9]*; do
+    exe="$({ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | head -n1)" || continue
+    name="${exe##*/}"
+    case "$name" in
+      kubelet | kube-proxy | kube-router)
+        [[ "$ours" == *" ${p#/proc/} "* ]] || echo "$name ${p#/proc/}" ;;
+    esac
+  done
+}
 
 log() { printf 'local-cluster: %s\n' "$*" >&2; }
 die() { printf 'local-cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -58,7 +79,15 @@ start() {
   mkdir -p "$STATE/logs" "$STATE/pids"
   printf '==== %s %s\n' "$(date -Is)" "$*" >>"$STATE/logs/$name.log"
   setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
-  printf '%s\n%s\n' "$!" "$exe" >"$STATE/pids/$name.pid"
+  local pid=$! i cmd
+  printf '%s\n%s\n' "$pid" "$exe" >"$STATE/pids/$name.pid"
+  # The child is the shell, then setsid, then EXE: pid_of recognises it only
+  # once it has become EXE, so wait (at most 5 s) until it has.
+  for ((i = 0; i < 50; i++)); do
+    cmd="$({ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | head -n1)" || break
+    [[ -z "$cmd" || "$cmd" == "$exe" ]] && break
+    sleep 0.1
+  done
 }
 
 # wait_for SECONDS WHAT LOGNAME CMD... retries CMD each second until it

@@ -35,12 +35,19 @@ fi
 if ((${#running[@]} > 0)); then
   die "the cluster is partly up (running: ${running[*]}; not running: ${stopped[*]:-none}); run hack/local-cluster/down.sh first"
 fi
-if ((${#stopped[@]} > 0)) || ip link show "$DUMMY_IF" >/dev/null 2>&1; then
+# Any other pid file (a component of an older version of this script) is a
+# leftover too.
+if ((${#stopped[@]} > 0)) || ip link show "$DUMMY_IF" >/dev/null 2>&1 ||
+  compgen -G "$STATE/pids/*.pid" >/dev/null; then
   log "leftovers of an earlier run found; cleaning them up first"
   "$HERE/down.sh"
 fi
 
 # ------------------------------------------------------------- prerequisites
+foreign="$(foreign_node_agents)"
+if [[ -n "$foreign" ]]; then
+  die "another Kubernetes node runs on this machine (${foreign//$'\n'/, }); its iptables chains and kubelet folder would clash with this cluster's"
+fi
 missing_pkgs=()
 need() { # need COMMAND APT-PACKAGE
   command -v "$1" >/dev/null 2>&1 || missing_pkgs+=("$2")
@@ -113,6 +120,8 @@ ip route replace "$SERVICE_CIDR" dev "$DUMMY_IF"
 ip route replace "$CLUSTER_CIDR" dev "$DUMMY_IF"
 
 [[ -f "$STATE/ip_forward.saved" ]] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.saved"
+[[ -f "$STATE/bridge-nf-call-iptables.saved" ]] ||
+  cat /proc/sys/net/bridge/bridge-nf-call-iptables >"$STATE/bridge-nf-call-iptables.saved"
 echo 1 >/proc/sys/net/ipv4/ip_forward
 echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
 
@@ -124,6 +133,17 @@ iptables -t mangle -N "$CONTAIN_CHAIN" 2>/dev/null || iptables -t mangle -F "$CO
 iptables -t mangle -A "$CONTAIN_CHAIN" -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
 iptables -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" -o "$BRIDGE_IF" -j DROP
 iptables -t mangle -C FORWARD -j "$CONTAIN_CHAIN" 2>/dev/null || iptables -t mangle -I FORWARD 1 -j "$CONTAIN_CHAIN"
+# The node address and the cluster ranges answer this machine and its pods
+# only: whatever arrives for them on another interface is dropped, even where
+# a neighbour routes them here.
+iptables -t mangle -N "$CONTAIN_IN_CHAIN" 2>/dev/null || iptables -t mangle -F "$CONTAIN_IN_CHAIN"
+for dev in lo "$BRIDGE_IF" "$DUMMY_IF"; do
+  iptables -t mangle -A "$CONTAIN_IN_CHAIN" -i "$dev" -j RETURN
+done
+for net in "$NODE_IP/32" "$SERVICE_CIDR" "$CLUSTER_CIDR"; do
+  iptables -t mangle -A "$CONTAIN_IN_CHAIN" -d "$net" -j DROP
+done
+iptables -t mangle -C PREROUTING -j "$CONTAIN_IN_CHAIN" 2>/dev/null || iptables -t mangle -I PREROUTING 1 -j "$CONTAIN_IN_CHAIN"
 
 # ------------------------------------------------------------------------ PKI
 "$STATE/bin/pki" -dir "$PKI" -kubeconfigs "$KUBECONFIGS" -node "$NODE_NAME" -ip "$NODE_IP" \
