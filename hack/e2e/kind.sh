@@ -28,7 +28,8 @@ if [[ ! -x "$KIND" ]]; then
   GOBIN="$ROOT/bin" go install "sigs.k8s.io/kind@$KIND_VERSION"
   mv "$ROOT/bin/kind" "$KIND"
 fi
-KUBECTL="${KUBECTL:-$(hack/control-plane.sh)/kubectl}"
+# kubectl from PATH, else the one hack/control-plane.sh builds.
+KUBECTL="${KUBECTL:-$(command -v kubectl || echo "$(hack/control-plane.sh)/kubectl")}"
 KUBECONFIG="$(mktemp -d)/kubeconfig"
 export KUBECONFIG
 
@@ -61,7 +62,20 @@ stage "cert-manager and metrics-server"
 
 stage "images (build without Docker, load into kind)"
 images="$(mktemp -d)"
-go run ./hack/images -out "$images" -version "$VERSION" -also-tag "$E2E_NEXT_VERSION"
+go run ./hack/images -out "$images" -version "$VERSION" -also-tag "$E2E_NEXT_VERSION" operator services probe
+# The data tier: the images made from Debian's packages where they can be
+# built (root and debootstrap), else the official images the operator
+# defaults to; the same pod spec runs either.
+if [[ "$(id -u)" == 0 ]] && command -v debootstrap >/dev/null; then
+  go run ./hack/images -out "$images" postgres redis
+else
+  export E2E_POSTGRES_IMAGE="${E2E_POSTGRES_IMAGE:-docker.io/library/postgres:17}"
+  export E2E_REDIS_IMAGE="${E2E_REDIS_IMAGE:-docker.io/library/redis:7.4}"
+  for image in "$E2E_POSTGRES_IMAGE" "$E2E_REDIS_IMAGE"; do
+    docker pull "$image"
+    "$KIND" load docker-image "$image" --name "$CLUSTER"
+  done
+fi
 for tarball in "$images"/*.tar; do
   "$KIND" load image-archive "$tarball" --name "$CLUSTER"
 done
