@@ -4,10 +4,13 @@ package e2e
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,6 +68,28 @@ func (s *suite) requireCertManager(t *testing.T, ctx context.Context) {
 
 // checkInstall installs the operator as an admin would and waits for it.
 func (s *suite) checkInstall(t *testing.T, ctx context.Context) {
+	// What was there before decides what the teardown may delete: deleting
+	// config/default deletes the Shop CRD, and with it every Shop in the
+	// cluster.
+	existing := []string{}
+	for _, args := range [][]string{
+		{"get", "crd", "shops.shopstack.dev", "--ignore-not-found", "-o", "name"},
+		{"-n", operatorNamespace, "get", "deployment", operatorDeployment, "--ignore-not-found", "-o", "name"},
+	} {
+		out, _, err := s.kubectl(ctx, 30*time.Second, args...)
+		if err != nil {
+			t.Fatalf("FAIL: cannot tell whether the operator is already installed: %v", err)
+		}
+		if name := strings.TrimSpace(out); name != "" {
+			existing = append(existing, name)
+		}
+	}
+	if len(existing) > 0 {
+		t.Logf("the cluster already has %s: applying config/default over it; the teardown will leave the operator in place", strings.Join(existing, ", "))
+	}
+	s.mu.Lock()
+	s.operatorInstalled = len(existing) == 0
+	s.mu.Unlock()
 	out, _, err := s.kubectl(ctx, 2*time.Minute, "apply", "-k", "config/default")
 	if err != nil {
 		t.Fatalf("FAIL: kubectl apply -k config/default: %v", err)
@@ -188,8 +213,9 @@ func (s *suite) createNamespaces(t *testing.T, ctx context.Context) bool {
 	return true
 }
 
-// teardown deletes the Shop, its namespaces and the operator, unless
-// E2E_KEEP=1.
+// teardown deletes what the suite created, unless E2E_KEEP=1: the Shop and
+// the namespaces that carry the suite's label, and the operator only when
+// check 0 installed it into a cluster that had none.
 func (s *suite) teardown(t *testing.T, ctx context.Context) {
 	if s.cfg.keep {
 		t.Logf("E2E_KEEP=1: leaving the operator, Shop %s/%s and namespaces %s, %s in place",
@@ -197,28 +223,55 @@ func (s *suite) teardown(t *testing.T, ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	shop := &shopv1.Shop{ObjectMeta: metav1.ObjectMeta{Name: shopName, Namespace: s.cfg.namespace}}
-	if err := s.c.Delete(ctx, shop); ignoreNotFound(err) != nil && !isNoKind(err) {
-		t.Errorf("teardown: deleting the Shop: %v", err)
-	} else if err == nil {
-		if err := s.waitGone(ctx, shop, 2*time.Minute); err != nil {
-			t.Errorf("teardown: %v", err)
+	// Only namespaces whose live object carries the suite's label are the
+	// suite's (createNamespaces refuses any other).
+	var ours []*corev1.Namespace
+	for _, ns := range s.namespaces() {
+		live := &corev1.Namespace{}
+		err := s.c.Get(ctx, client.ObjectKeyFromObject(ns), live)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			t.Errorf("teardown: reading namespace %s: %v; leaving it", ns.Name, err)
+		case live.Labels[suiteLabel] != "true":
+			t.Logf("teardown: namespace %s does not carry %s=true, the suite did not create it: leaving it", ns.Name, suiteLabel)
+		default:
+			ours = append(ours, live)
 		}
 	}
-	for _, ns := range s.namespaces() {
-		if err := s.c.Delete(ctx, ns); ignoreNotFound(err) != nil {
+	shopNSOurs := slices.ContainsFunc(ours, func(ns *corev1.Namespace) bool { return ns.Name == s.cfg.namespace })
+	if shopNSOurs {
+		shop := &shopv1.Shop{ObjectMeta: metav1.ObjectMeta{Name: shopName, Namespace: s.cfg.namespace}}
+		if err := s.c.Delete(ctx, shop); ignoreNotFound(err) != nil && !isNoKind(err) {
+			t.Errorf("teardown: deleting the Shop: %v", err)
+		} else if err == nil {
+			if err := s.waitGone(ctx, shop, 2*time.Minute); err != nil {
+				t.Errorf("teardown: %v", err)
+			}
+		}
+	}
+	for _, ns := range ours {
+		if err := s.c.Delete(ctx, ns, client.Preconditions{UID: &ns.UID}); ignoreNotFound(err) != nil {
 			t.Errorf("teardown: deleting namespace %s: %v", ns.Name, err)
 		}
 	}
-	for _, ns := range s.namespaces() {
+	for _, ns := range ours {
 		if err := s.waitGone(ctx, ns, 4*time.Minute); err != nil {
 			t.Errorf("teardown: %v", err)
 		}
 	}
-	if _, _, err := s.kubectl(ctx, 5*time.Minute, "delete", "-k", "config/default", "--ignore-not-found", "--wait=true", "--timeout=4m"); err != nil {
-		t.Errorf("teardown: kubectl delete -k config/default: %v", err)
+	s.mu.Lock()
+	installed := s.operatorInstalled
+	s.mu.Unlock()
+	operator := "operator left in place (the suite did not install it)"
+	if installed {
+		if _, _, err := s.kubectl(ctx, 5*time.Minute, "delete", "-k", "config/default", "--ignore-not-found", "--wait=true", "--timeout=4m"); err != nil {
+			t.Errorf("teardown: kubectl delete -k config/default: %v", err)
+		}
+		operator = "operator deleted"
 	}
-	t.Logf("teardown: Shop, namespaces and operator deleted in %s", time.Since(start).Round(time.Second))
+	t.Logf("teardown in %s: %d namespaces of the suite deleted (Shop deleted: %v); %s",
+		time.Since(start).Round(time.Second), len(ours), shopNSOurs, operator)
 }
 
 // isNoKind: the Shop CRD is not installed (the install failed early).

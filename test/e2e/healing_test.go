@@ -113,7 +113,14 @@ type orderTotals struct {
 	statuses   map[string]int
 	failures   []string
 	execErrors []string
+	// afterRollout: a whole run (login and ordersPerRun orders, read back)
+	// started after the rollout was over.
+	afterRollout                bool
+	afterPlaced, afterConfirmed int
 }
+
+// ordersPerRun is the size of one run of orders during the rollout.
+const ordersPerRun = 10
 
 func (o *orderTotals) add(r ordersResult, err error) {
 	o.mu.Lock()
@@ -160,8 +167,8 @@ func (s *suite) available(ctx context.Context) (int64, error) {
 
 // checkRollout moves spec.version to the next version while orders keep
 // coming, one after the other, from the gateway's probe pod (bounded runs of
-// ten orders, until the rollout is over and one run more). Every order must
-// be confirmed, the stock must go down by exactly the confirmed orders, and
+// ten orders, until the rollout is over and one whole run that starts after
+// it). Every order must be confirmed, the stock must go down by exactly the confirmed orders, and
 // every service must end with all its pods on the new image.
 func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 	s.need(t, stageJourney)
@@ -184,22 +191,41 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 		t.Fatalf("FAIL: %v", err)
 	}
 
+	// The orders loop is bounded by count and by time: the rollout's
+	// deadline, plus two runs (one under way when the rollout ends, one
+	// that starts after it), each bounded by its exec timeout.
+	const (
+		rolloutTimeout = 8 * time.Minute
+		runTimeout     = 2 * time.Minute // ordersRun's exec timeout
+		maxRuns        = 1000            // a run of 10 orders takes 3 s at least
+	)
 	totals := &orderTotals{statuses: map[string]int{}}
-	stop := make(chan struct{})
+	stop := make(chan time.Time, 1) // when the rollout was over
 	done := make(chan struct{})
+	loopDeadline := time.Now().Add(rolloutTimeout + 2*runTimeout + 30*time.Second)
 	go func() {
 		defer close(done)
-		stopping := false
-		for range 60 { // at most 60 runs of 10 orders
-			r, err := s.ordersRun(ctx, 10)
-			totals.add(r, err)
-			if stopping {
-				return // the run that started after the rollout was over
+		var rolloutEnd time.Time
+		for i := 0; i < maxRuns && time.Now().Before(loopDeadline); i++ {
+			if rolloutEnd.IsZero() {
+				select {
+				case rolloutEnd = <-stop:
+				default:
+				}
 			}
-			select {
-			case <-stop:
-				stopping = true
-			default:
+			runStart := time.Now()
+			r, err := s.ordersRun(ctx, ordersPerRun)
+			totals.add(r, err)
+			if !rolloutEnd.IsZero() && runStart.After(rolloutEnd) {
+				// This run started after the rollout was over.
+				totals.mu.Lock()
+				totals.afterRollout = err == nil && r.Token.Status == 200 && r.Placed == ordersPerRun
+				totals.afterPlaced, totals.afterConfirmed = r.Placed, r.Confirmed
+				totals.mu.Unlock()
+				return
+			}
+			if err != nil {
+				time.Sleep(time.Second) // an exec that failed fast must not spin the loop
 			}
 		}
 	}()
@@ -207,11 +233,11 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 	start := time.Now()
 	patch := fmt.Sprintf(`{"spec":{"version":%q}}`, s.cfg.nextVersion)
 	if err := s.c.Patch(ctx, s.shop.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
-		close(stop)
+		stop <- time.Now()
 		<-done
 		t.Fatalf("FAIL: setting spec.version to %s: %v", s.cfg.nextVersion, err)
 	}
-	rolled := eventually(t, 8*time.Minute, 3*time.Second, "every service rolled out to "+s.cfg.nextVersion, func() (bool, string) {
+	rolled := eventually(t, rolloutTimeout, 3*time.Second, "every service rolled out to "+s.cfg.nextVersion, func() (bool, string) {
 		for _, svc := range shopv1.AllServices {
 			if ok, msg := s.rolledOut(ctx, svc); !ok {
 				return false, msg
@@ -219,22 +245,31 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 		}
 		return s.shopReady(ctx)
 	})
-	rolloutTime := time.Since(start)
-	close(stop) // one whole run more after the rollout, then stop
+	rolloutEnd := time.Now()
+	rolloutTime := rolloutEnd.Sub(start)
+	stop <- rolloutEnd // one whole run that starts after this, then stop
 	<-done
 
 	totals.mu.Lock()
 	defer totals.mu.Unlock()
-	t.Logf("orders during the rollout (%s): %d runs, %d placed, %d confirmed, answers %v",
+	t.Logf("orders from the patch to one run after the rollout (%s): %d runs, %d placed, %d confirmed, answers %v",
 		rolloutTime.Round(time.Second), totals.runs, totals.placed, totals.confirmed, totals.statuses)
 	if !rolled {
 		s.diagnose(t, ctx)
 	}
+	if !totals.afterRollout {
+		t.Errorf("FAIL: no whole run of %d orders started after the rollout was over (the loop ended after %d runs at its bound of %d runs "+
+			"or %s, or that run failed: %d placed, %d confirmed): the orders do not cover the rollout",
+			ordersPerRun, totals.runs, maxRuns, loopDeadline.Sub(start).Round(time.Second), totals.afterPlaced, totals.afterConfirmed)
+	}
 	if len(totals.execErrors) > 0 {
 		t.Errorf("FAIL: %d runs of orders could not be read (their orders are unaccounted for): %v", len(totals.execErrors), totals.execErrors)
 	}
+	if totals.placed != totals.confirmed {
+		t.Errorf("FAIL: %d orders placed during the rollout, %d confirmed: %d failed", totals.placed, totals.confirmed, totals.placed-totals.confirmed)
+	}
 	if len(totals.failures) > 0 {
-		t.Errorf("FAIL: %d orders failed during the rollout:\n  %s", totals.placed-totals.confirmed, strings.Join(totals.failures, "\n  "))
+		t.Errorf("FAIL: %d failures during the rollout:\n  %s", len(totals.failures), strings.Join(totals.failures, "\n  "))
 	}
 	if totals.placed < 20 {
 		t.Errorf("FAIL: only %d orders were placed during the rollout; too few to tell", totals.placed)
@@ -248,7 +283,8 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 		t.Logf("stock %d -> %d: down by exactly the %d confirmed orders", stockBefore, stockAfter, totals.confirmed)
 	}
 	if rolled && !t.Failed() {
-		t.Logf("PASS: all four services on %s; %d orders during the rollout, none failed", s.cfg.nextVersion, totals.placed)
+		t.Logf("PASS: all four services on %s in %s; %d orders placed from the patch until a whole run after the rollout, %d confirmed, none failed",
+			s.cfg.nextVersion, rolloutTime.Round(time.Second), totals.placed, totals.confirmed)
 	}
 }
 

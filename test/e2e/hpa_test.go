@@ -21,8 +21,10 @@ import (
 const probeLoad = "load"
 
 // checkAutoscaling loads the user service from inside the cluster and
-// expects its HorizontalPodAutoscaler to scale it up, the Deployment to
-// follow, and the operator to leave the replica count alone afterwards.
+// expects its HorizontalPodAutoscaler to scale it up after the load started,
+// above the replica count it had before, the Deployment to follow, most
+// load requests to be answered, and the operator to leave the replica count
+// alone afterwards.
 //
 // The load is token issuance (POST /v1/auth/token): every request verifies a
 // password with argon2id (19 MiB, two passes), CPU work in the user pod
@@ -41,7 +43,23 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 	if minReplicas != 1 || hpa.Spec.MaxReplicas != 3 {
 		t.Errorf("FAIL: HPA %s scales %d..%d, want 1..3 as the Shop asks", name, minReplicas, hpa.Spec.MaxReplicas)
 	}
-	t.Logf("before the load: HPA %s desired %d, current %d, CPU %s", name, hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, cpuUtilization(hpa))
+	// The baseline: a scale-up counts only if it goes above what the HPA
+	// and the Deployment had before the load, and happens after the load
+	// started (an earlier scale-up, from the Shop's start, does not count).
+	before := &appsv1.Deployment{}
+	if err := s.c.Get(ctx, key, before); err != nil {
+		t.Fatalf("FAIL: Deployment %s: %v", name, err)
+	}
+	baseline := max(hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, minReplicas)
+	if before.Spec.Replicas != nil {
+		baseline = max(baseline, *before.Spec.Replicas)
+	}
+	t.Logf("before the load: HPA %s desired %d, current %d, CPU %s, last scaled %s; Deployment spec %d, ready %d: baseline %d",
+		name, hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, cpuUtilization(hpa), scaleTime(hpa),
+		ptrOr(before.Spec.Replicas, 1), before.Status.ReadyReplicas, baseline)
+	if baseline >= hpa.Spec.MaxReplicas {
+		t.Fatalf("FAIL: user already runs %d replicas (the HPA's maximum is %d) before any load: no scale-up can be shown", baseline, hpa.Spec.MaxReplicas)
+	}
 	if _, _, err := s.kubectl(ctx, 30*time.Second, "get", "--raw", "/apis/metrics.k8s.io/v1beta1"); err != nil {
 		t.Fatalf("FAIL: the cluster serves no resource metrics (metrics.k8s.io), so no autoscaler can work: %v", err)
 	}
@@ -69,7 +87,10 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 	if !s.startProbes(t, ctx, []probeSpec{load}) {
 		return
 	}
+	// The load runs from here on. lastScaleTime has a resolution of one
+	// second: a scale-up at or after this second counts.
 	loadStart := time.Now()
+	loadStartSecond := loadStart.Truncate(time.Second)
 	defer func() {
 		t.Logf("load after %s: %s", time.Since(loadStart).Round(time.Second), s.loadProgress(ctx))
 		if err := s.deleteProbes(ctx, probeLoad); err != nil {
@@ -77,11 +98,11 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 		}
 	}()
 
-	// Scale-up: the HPA wants more than its minimum, and the Deployment has
-	// that many ready pods. metrics-server needs about a minute for the
-	// first samples of a pod.
+	// Scale-up: after the load started, the HPA scaled (lastScaleTime) to
+	// more than the baseline, and the Deployment has that many ready pods.
+	// metrics-server needs about a minute for the first samples of a pod.
 	var scaledTo int32
-	up := eventually(t, 5*time.Minute, 5*time.Second, "the HPA scaled user up and the Deployment followed", func() (bool, string) {
+	up := eventually(t, 5*time.Minute, 5*time.Second, "the HPA scaled user up above "+fmt.Sprint(baseline)+" after the load started and the Deployment followed", func() (bool, string) {
 		d := &appsv1.Deployment{}
 		if err := s.c.Get(ctx, key, hpa); err != nil {
 			return false, err.Error()
@@ -89,13 +110,13 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 		if err := s.c.Get(ctx, key, d); err != nil {
 			return false, err.Error()
 		}
-		replicas := int32(0)
-		if d.Spec.Replicas != nil {
-			replicas = *d.Spec.Replicas
-		}
-		msg := fmt.Sprintf("HPA desired %d (current %d, CPU %s); Deployment spec %d, ready %d; load %s",
-			hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, cpuUtilization(hpa), replicas, d.Status.ReadyReplicas, s.loadProgress(ctx))
-		if hpa.Status.DesiredReplicas > minReplicas && replicas >= hpa.Status.DesiredReplicas && d.Status.ReadyReplicas >= replicas {
+		replicas := ptrOr(d.Spec.Replicas, 1)
+		scaledAfterLoad := hpa.Status.LastScaleTime != nil && !hpa.Status.LastScaleTime.Time.Before(loadStartSecond)
+		msg := fmt.Sprintf("HPA desired %d (current %d, CPU %s, last scaled %s, load started %s); Deployment spec %d, ready %d; load %s",
+			hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, cpuUtilization(hpa), scaleTime(hpa), loadStart.Format(time.TimeOnly),
+			replicas, d.Status.ReadyReplicas, s.loadProgress(ctx))
+		if scaledAfterLoad && hpa.Status.DesiredReplicas > baseline && replicas > baseline && replicas >= hpa.Status.DesiredReplicas &&
+			d.Status.ReadyReplicas >= replicas {
 			scaledTo = replicas
 			return true, msg
 		}
@@ -106,7 +127,19 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 		t.Logf("$ kubectl describe hpa %s\n%s%v", name, out, err)
 		return
 	}
-	t.Logf("PASS: user scaled from %d to %d ready pods under load", minReplicas, scaledTo)
+	t.Logf("PASS: user scaled from %d to %d ready pods under load (HPA last scaled %s, %s after the load started)",
+		baseline, scaledTo, scaleTime(hpa), hpa.Status.LastScaleTime.Time.Sub(loadStartSecond).Round(time.Second))
+
+	// The load was real: most token requests were answered 200 (logins of a
+	// customer that exists, well under the rate limit).
+	if r, err := s.loadStats(ctx); err != nil {
+		t.Errorf("FAIL: reading the load's counts: %v", err)
+	} else if ok := r.Statuses["200"]; r.Requests < 20 || ok*10 < r.Requests*9 {
+		t.Errorf("FAIL: the load got %d answers 200 of %d requests (answers %v, %d errors %v); want at least 20 requests and 90%% answered 200",
+			ok, r.Requests, r.Statuses, r.Errors, r.ErrorSeen)
+	} else {
+		t.Logf("PASS: the load got %d answers 200 of %d requests in %.0f s", ok, r.Requests, r.ElapsedS)
+	}
 
 	// No fight: for longer than the operator's periodic resync (30 s), with
 	// two extra reconciles forced by touching the Shop, the replica count
@@ -148,17 +181,41 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 	})
 }
 
-// loadProgress is the last progress line of the load pod.
-func (s *suite) loadProgress(ctx context.Context) string {
+// loadStats is the last line (progress or summary) of the load pod.
+func (s *suite) loadStats(ctx context.Context) (loadResult, error) {
+	var r loadResult
 	out, _, err := s.kubectl(ctx, 20*time.Second, "-n", s.cfg.namespace, "logs", probePodName(probeLoad), "--tail=1")
 	if err != nil {
-		return "(no log: " + err.Error() + ")"
+		return r, err
 	}
-	var r loadResult
-	if json.Unmarshal([]byte(strings.TrimSpace(out)), &r) != nil {
-		return strings.TrimSpace(out)
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil {
+		return r, fmt.Errorf("the load pod's last line %q: %w", strings.TrimSpace(out), err)
+	}
+	return r, nil
+}
+
+// loadProgress is the last progress line of the load pod, for the log.
+func (s *suite) loadProgress(ctx context.Context) string {
+	r, err := s.loadStats(ctx)
+	if err != nil {
+		return "(" + err.Error() + ")"
 	}
 	return fmt.Sprintf("%d requests in %.0f s, answers %v, %d errors %v", r.Requests, r.ElapsedS, r.Statuses, r.Errors, r.ErrorSeen)
+}
+
+// scaleTime is the HPA's lastScaleTime, for the log.
+func scaleTime(h *autoscalingv2.HorizontalPodAutoscaler) string {
+	if h.Status.LastScaleTime == nil {
+		return "never"
+	}
+	return h.Status.LastScaleTime.Format(time.TimeOnly)
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 func cpuUtilization(h *autoscalingv2.HorizontalPodAutoscaler) string {

@@ -39,48 +39,81 @@ func (s *suite) checkNetworkPolicies(t *testing.T, ctx context.Context) {
 		}
 	})
 
+	// A refused flow proves something only if the name resolved and the
+	// destination answers: each one has a control, a probe the policies let
+	// reach the same destination, which must connect to the same address
+	// right before and right after the refused attempts.
 	type flow struct {
 		name, from, to string
 		allowed        bool
+		control        string // refused flows: a probe allowed to reach the same destination
 	}
 	flows := []flow{
-		{"order_to_payment_internal", probeOrderNoTLS, s.svcHost("payment") + ":9443", true},
-		{"order_to_inventory_internal", probeOrderNoTLS, s.svcHost("inventory") + ":9443", true},
-		{"gateway_to_user_public", probeGateway, s.svcHost("user") + ":8443", true},
-		{"monitoring_to_payment_ops", probeMonitoring, s.svcHost("payment") + ":8081", true},
-		{"payment_to_inventory_internal", probeAsPayment, s.svcHost("inventory") + ":9443", false},
-		{"unlabelled_to_postgres", probePlain, s.svcHost("postgres-rw") + ":5432", false},
-		{"unlabelled_to_redis", probePlain, s.svcHost("redis-master") + ":6379", false},
-		{"unlabelled_to_order_public", probePlain, s.svcHost("order") + ":8443", false},
-		{"gateway_to_payment_internal", probeGateway, s.svcHost("payment") + ":9443", false},
-		{"monitoring_to_user_public", probeMonitoring, s.svcHost("user") + ":8443", false},
-		{"order_to_user_public", probeOrderNoTLS, s.svcHost("user") + ":8443", false},
+		{name: "order_to_payment_internal", from: probeOrderNoTLS, to: s.svcHost("payment") + ":9443", allowed: true},
+		{name: "order_to_inventory_internal", from: probeOrderNoTLS, to: s.svcHost("inventory") + ":9443", allowed: true},
+		{name: "gateway_to_user_public", from: probeGateway, to: s.svcHost("user") + ":8443", allowed: true},
+		{name: "monitoring_to_payment_ops", from: probeMonitoring, to: s.svcHost("payment") + ":8081", allowed: true},
+		{name: "payment_to_inventory_internal", from: probeAsPayment, to: s.svcHost("inventory") + ":9443", control: probeOrderNoTLS},
+		{name: "unlabelled_to_postgres", from: probePlain, to: s.svcHost("postgres-rw") + ":5432", control: probeOrderNoTLS},
+		{name: "unlabelled_to_redis", from: probePlain, to: s.svcHost("redis-master") + ":6379", control: probeOrderNoTLS},
+		{name: "unlabelled_to_order_public", from: probePlain, to: s.svcHost("order") + ":8443", control: probeGateway},
+		{name: "gateway_to_payment_internal", from: probeGateway, to: s.svcHost("payment") + ":9443", control: probeOrderNoTLS},
+		{name: "monitoring_to_user_public", from: probeMonitoring, to: s.svcHost("user") + ":8443", control: probeGateway},
+		{name: "order_to_user_public", from: probeOrderNoTLS, to: s.svcHost("user") + ":8443", control: probeGateway},
+	}
+	// connects: from reaches to (the enforcer may take a moment to know a
+	// new pod: retry).
+	connects := func(t *testing.T, from, to string) (tcpResult, bool) {
+		t.Helper()
+		var res tcpResult
+		if !s.mustProbe(t, ctx, from, time.Minute, &res, "tcp", "-attempts", "15", "-timeout", "2s", "-interval", "1s", "-until-connected", to) {
+			return res, false
+		}
+		if res.Connected == 0 || res.Resolved == "" {
+			t.Errorf("FAIL: %s -> %s (resolved %q) does not connect in %d attempts: %s", from, to, res.Resolved, res.Attempts, res.failures())
+			return res, false
+		}
+		return res, true
 	}
 	t.Run("flows", func(t *testing.T) {
 		for _, f := range flows {
 			t.Run(f.name, func(t *testing.T) {
 				t.Parallel()
-				var res tcpResult
 				if f.allowed {
-					// The enforcer may take a moment to know a new pod: retry.
-					if !s.mustProbe(t, ctx, f.from, time.Minute, &res, "tcp", "-attempts", "15", "-timeout", "2s", "-interval", "1s", "-until-connected", f.to) {
-						return
+					if res, ok := connects(t, f.from, f.to); ok {
+						t.Logf("PASS: declared flow %s -> %s (%s) connects (attempt %d)", f.from, f.to, res.Resolved, res.Attempts)
 					}
-					if res.Connected == 0 {
-						t.Errorf("FAIL: declared flow %s -> %s does not connect: %v", f.from, f.to, res.Errors)
-						return
-					}
-					t.Logf("PASS: declared flow %s -> %s connects (attempt %d)", f.from, f.to, res.Attempts)
 					return
 				}
+				before, ok := connects(t, f.control, f.to)
+				if !ok {
+					t.Errorf("FAIL: control %s cannot reach %s, so refusing %s proves nothing", f.control, f.to, f.from)
+					return
+				}
+				var res tcpResult
 				if !s.mustProbe(t, ctx, f.from, time.Minute, &res, "tcp", "-attempts", "3", "-timeout", "3s", "-interval", "1s", f.to) {
 					return
 				}
-				if res.Connected > 0 {
-					t.Errorf("FAIL: undeclared flow %s -> %s connected %d of %d times", f.from, f.to, res.Connected, res.Attempts)
+				after, ok := connects(t, f.control, f.to)
+				if !ok {
+					t.Errorf("FAIL: control %s stopped reaching %s during the check, so refusing %s proves nothing", f.control, f.to, f.from)
 					return
 				}
-				t.Logf("PASS: undeclared flow %s -> %s refused %d of %d times: %s", f.from, f.to, res.Attempts, res.Attempts, summarize(res.Errors))
+				switch {
+				case res.Connected > 0:
+					t.Errorf("FAIL: undeclared flow %s -> %s (%s) connected %d of %d times", f.from, f.to, res.Resolved, res.Connected, res.Attempts)
+				case res.Resolved == "" || res.DNSError != "":
+					t.Errorf("FAIL: %s could not resolve %s (%s): a DNS failure is not a policy refusal", f.from, f.to, res.failures())
+				case res.Resolved != before.Resolved || res.Resolved != after.Resolved:
+					t.Errorf("FAIL: %s resolved %s to %s, the control %s to %s then %s: not the same destination",
+						f.from, f.to, res.Resolved, f.control, before.Resolved, after.Resolved)
+				case !res.onlyDenials():
+					t.Errorf("FAIL: undeclared flow %s -> %s (%s) failed, but not as a policy refusal (refused, timeout or unreachable): %s",
+						f.from, f.to, res.Resolved, res.failures())
+				default:
+					t.Logf("PASS: undeclared flow %s -> %s (%s) denied %d of %d times (%s), while %s connected to %s right before and after",
+						f.from, f.to, res.Resolved, res.Attempts, res.Attempts, res.failures(), f.control, res.Resolved)
+				}
 			})
 		}
 	})

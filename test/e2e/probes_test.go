@@ -281,17 +281,21 @@ func (s *suite) mustProbe(t *testing.T, ctx context.Context, role string, timeou
 type (
 	dnsResult struct {
 		Results []struct {
-			Name  string   `json:"name"`
-			Addrs []string `json:"addrs"`
-			Error string   `json:"error"`
-			MS    int64    `json:"ms"`
+			Name     string   `json:"name"`
+			Addrs    []string `json:"addrs"`
+			Error    string   `json:"error"`
+			NotFound bool     `json:"not_found"` // NXDOMAIN, not a timeout or a server failure
+			MS       int64    `json:"ms"`
 		} `json:"results"`
 	}
 	tcpResult struct {
 		Addr      string   `json:"addr"`
+		Resolved  string   `json:"resolved"`  // the address dialled; empty: the name did not resolve
+		DNSError  string   `json:"dns_error"` // the last resolution's error
 		Attempts  int      `json:"attempts"`
 		Connected int      `json:"connected"`
 		Errors    []string `json:"errors"`
+		Kinds     []string `json:"kinds"` // per failed attempt: dns, refused, timeout, unreachable, other
 		MS        []int64  `json:"ms"`
 	}
 	httpResult struct {
@@ -345,6 +349,37 @@ type (
 		Error      string   `json:"error"`
 	}
 )
+
+// onlyDenials: every attempt failed the way a NetworkPolicy refuses a
+// connection (a REJECT answers "refused" or "unreachable", a DROP times out),
+// and none failed to resolve or in another way.
+func (r tcpResult) onlyDenials() bool {
+	if len(r.Kinds) != r.Attempts {
+		return false
+	}
+	for _, k := range r.Kinds {
+		if k != "refused" && k != "timeout" && k != "unreachable" {
+			return false
+		}
+	}
+	return true
+}
+
+// failures summarizes the failed attempts, with their kinds.
+func (r tcpResult) failures() string {
+	if len(r.Errors) == 0 {
+		return "no error"
+	}
+	var parts []string
+	for i, e := range r.Errors {
+		k := "?"
+		if i < len(r.Kinds) {
+			k = r.Kinds[i]
+		}
+		parts = append(parts, k+": "+e)
+	}
+	return summarize(parts)
+}
 
 func (r httpResult) String() string {
 	body := r.Body

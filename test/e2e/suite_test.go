@@ -38,6 +38,11 @@ type suite struct {
 
 	lastDiagnosis time.Time
 
+	// operatorInstalled: check 0 applied config/default to a cluster that
+	// had neither the Shop CRD nor the operator's Deployment, so the
+	// teardown may delete them. An operator that was there before is left.
+	operatorInstalled bool
+
 	// Set by the journey, reused by later checks.
 	customerEmail, customerPassword, sku string
 }

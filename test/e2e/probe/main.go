@@ -5,8 +5,10 @@
 //
 //	probe sleep [-for 2h]                 keep the pod running (the suite execs the other commands)
 //	probe fail                            exit 1 (a readiness probe that never passes)
-//	probe dns [-timeout 2s] NAME...       resolve names
+//	probe dns [-timeout 2s] NAME...       resolve names (and say whether a failure is NXDOMAIN)
 //	probe tcp [-attempts 3 -timeout 2s -interval 1s -until-connected] HOST:PORT
+//	                                      resolve HOST, dial the address; each failure's kind
+//	                                      (dns, refused, timeout, unreachable, other)
 //	probe http [flags] URL                one request (TLS with -ca, client certificate with -cert/-key)
 //	probe journey [flags]                 admin adds a product; a customer registers, logs in and orders
 //	probe orders [flags]                  log in once, then place a bounded number of orders

@@ -14,15 +14,19 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// DNSResult is what one name resolved to.
+// DNSResult is what one name resolved to. NotFound says the resolver got a
+// definite "no such name" answer (NXDOMAIN), as opposed to a timeout, a
+// refused query or a server failure.
 type DNSResult struct {
-	Name  string   `json:"name"`
-	Addrs []string `json:"addrs,omitempty"`
-	Error string   `json:"error,omitempty"`
-	MS    int64    `json:"ms"`
+	Name     string   `json:"name"`
+	Addrs    []string `json:"addrs,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	NotFound bool     `json:"not_found,omitempty"`
+	MS       int64    `json:"ms"`
 }
 
 func runDNS(args []string, _ io.Writer) (any, error) {
@@ -39,32 +43,72 @@ func runDNS(args []string, _ io.Writer) (any, error) {
 		Results []DNSResult `json:"results"`
 	}{}
 	for _, n := range names {
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		start := time.Now()
-		addrs, err := net.DefaultResolver.LookupHost(ctx, n)
-		cancel()
-		r := DNSResult{Name: n, Addrs: addrs, MS: ms(time.Since(start))}
-		if err != nil {
-			r.Error = err.Error()
-		}
-		out.Results = append(out.Results, r)
+		out.Results = append(out.Results, lookup(n, *timeout))
 	}
 	return out, nil
 }
 
-// TCPResult counts connection attempts to one address.
+// lookup resolves one name within timeout.
+func lookup(name string, timeout time.Duration) DNSResult {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	r := DNSResult{Name: name, Addrs: addrs, MS: ms(time.Since(start))}
+	if err != nil {
+		r.Error = err.Error()
+		var de *net.DNSError
+		r.NotFound = errors.As(err, &de) && de.IsNotFound
+	}
+	return r
+}
+
+// Kinds of failed connection attempts.
+const (
+	kindDNS         = "dns"         // the name did not resolve: nothing was dialled
+	kindRefused     = "refused"     // RST or ICMP port unreachable (a REJECT rule, or no endpoint)
+	kindTimeout     = "timeout"     // no answer at all (a DROP rule, or nothing there)
+	kindUnreachable = "unreachable" // ICMP host/network unreachable or administratively prohibited
+	kindOther       = "other"
+)
+
+// classifyDial names the kind of a dial error.
+func classifyDial(err error) string {
+	var de *net.DNSError
+	var ne net.Error
+	switch {
+	case errors.As(err, &de):
+		return kindDNS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return kindRefused
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return kindUnreachable
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT),
+		errors.As(err, &ne) && ne.Timeout():
+		return kindTimeout
+	}
+	return kindOther
+}
+
+// TCPResult counts connection attempts to one address. The host is resolved
+// first (again at each attempt until it resolves); Resolved is the address
+// dialled, and every failed attempt has its kind in Kinds (kindDNS when the
+// name did not resolve, so nothing was dialled).
 type TCPResult struct {
 	Addr      string   `json:"addr"`
+	Resolved  string   `json:"resolved,omitempty"`
+	DNSError  string   `json:"dns_error,omitempty"`
 	Attempts  int      `json:"attempts"`
 	Connected int      `json:"connected"`
 	Errors    []string `json:"errors,omitempty"`
+	Kinds     []string `json:"kinds,omitempty"`
 	MS        []int64  `json:"ms"`
 }
 
 func runTCP(args []string, _ io.Writer) (any, error) {
 	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
 	attempts := fs.Int("attempts", 3, "connection attempts (1 to 60)")
-	timeout := fs.Duration("timeout", 2*time.Second, "per attempt")
+	timeout := fs.Duration("timeout", 2*time.Second, "per attempt (the name's resolution and the dial each)")
 	interval := fs.Duration("interval", time.Second, "between attempts")
 	until := fs.Bool("until-connected", false, "stop at the first connection")
 	rest, err := parseFlags(fs, args)
@@ -77,26 +121,53 @@ func runTCP(args []string, _ io.Writer) (any, error) {
 	if *attempts < 1 || *attempts > 60 {
 		return nil, errors.New("-attempts must be between 1 and 60")
 	}
-	res := TCPResult{Addr: rest[0], MS: []int64{}}
-	for i := range *attempts {
+	host, port, err := net.SplitHostPort(rest[0])
+	if err != nil {
+		return nil, err
+	}
+	return dialAttempts(host, port, *attempts, *timeout, *interval, *until), nil
+}
+
+// dialAttempts resolves host (until it resolves) and dials the first address
+// it resolved to, attempts times at most.
+func dialAttempts(host, port string, attempts int, timeout, interval time.Duration, until bool) TCPResult {
+	res := TCPResult{Addr: net.JoinHostPort(host, port), MS: []int64{}}
+	fail := func(kind string, err error) {
+		res.Kinds = append(res.Kinds, kind)
+		res.Errors = append(res.Errors, err.Error())
+	}
+	for i := range attempts {
 		if i > 0 {
-			time.Sleep(*interval)
+			time.Sleep(interval)
 		}
 		start := time.Now()
-		c, err := net.DialTimeout("tcp", rest[0], *timeout)
 		res.Attempts++
+		if res.Resolved == "" {
+			r := lookup(host, timeout)
+			if r.Error != "" || len(r.Addrs) == 0 {
+				res.DNSError = r.Error
+				if r.Error == "" {
+					res.DNSError = "no address"
+				}
+				res.MS = append(res.MS, ms(time.Since(start)))
+				fail(kindDNS, fmt.Errorf("resolving %s: %s", host, res.DNSError))
+				continue
+			}
+			res.Resolved, res.DNSError = net.JoinHostPort(r.Addrs[0], port), ""
+		}
+		c, err := net.DialTimeout("tcp", res.Resolved, timeout)
 		res.MS = append(res.MS, ms(time.Since(start)))
 		if err != nil {
-			res.Errors = append(res.Errors, err.Error())
+			fail(classifyDial(err), err)
 			continue
 		}
 		_ = c.Close()
 		res.Connected++
-		if *until {
+		if until {
 			break
 		}
 	}
-	return res, nil
+	return res
 }
 
 // Route is one entry of the pod's routing table.

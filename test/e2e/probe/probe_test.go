@@ -8,13 +8,17 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -158,8 +162,8 @@ func TestHTTPReportsRefusedClientCertificate(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if res.Status != 0 || res.TLSAlert == "" {
-		t.Errorf("got %+v, want no status and a TLS alert", res)
+	if res.Status != 0 || res.TLSAlert != "certificate required" {
+		t.Errorf("got %+v, want no status and the TLS alert \"certificate required\"", res)
 	}
 }
 
@@ -221,5 +225,41 @@ func TestLoadIsBounded(t *testing.T) {
 	}
 	if !res.Final || res.Requests != 5 || res.Statuses["429"] != 5 || n.Load() != 5 {
 		t.Errorf("got %+v (server saw %d), want 5 requests answered 429", res, n.Load())
+	}
+}
+
+func TestClassifyDial(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&net.DNSError{Err: "no such host", Name: "x.svc", IsNotFound: true}, kindDNS},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, kindRefused},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, kindUnreachable},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, kindTimeout},
+		{errors.New("something else"), kindOther},
+	} {
+		if got := classifyDial(c.err); got != c.want {
+			t.Errorf("classifyDial(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// TestDialAttemptsReportsAddressAndKind dials loopback only: a listener, then
+// the same port once it is closed.
+func TestDialAttemptsReportsAddressAndKind(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	res := dialAttempts("127.0.0.1", port, 3, time.Second, 10*time.Millisecond, true)
+	if res.Connected != 1 || res.Attempts != 1 || res.Resolved != "127.0.0.1:"+port || len(res.Kinds) != 0 {
+		t.Errorf("to a listener: got %+v, want one connection to 127.0.0.1:%s", res, port)
+	}
+	_ = l.Close()
+	res = dialAttempts("127.0.0.1", port, 2, time.Second, 10*time.Millisecond, false)
+	if res.Connected != 0 || res.Attempts != 2 || res.Resolved != "127.0.0.1:"+port || !reflect.DeepEqual(res.Kinds, []string{kindRefused, kindRefused}) {
+		t.Errorf("to a closed port: got %+v, want two refused attempts", res)
 	}
 }
