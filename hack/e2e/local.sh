@@ -18,7 +18,7 @@ stage_name=""
 stage_start=$SECONDS
 stage() {
   if [[ -n "$stage_name" ]]; then
-    timings+=("$(printf '%-28s %5ds' "$stage_name" $((SECONDS - stage_start)))")
+    timings+=("$(printf '%-52s %5ds' "$stage_name" $((SECONDS - stage_start)))")
   fi
   stage_name="$1"
   stage_start=$SECONDS
