@@ -471,9 +471,11 @@ func TestDataRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rewrite("redis.conf", "tls-port 6379", fmt.Sprintf("tls-port %d", port))
+	// Loopback only: the servers run on the host's network here.
+	loopback := "bind 127.0.0.1\n"
+	rewrite("redis.conf", "tls-port 6379", fmt.Sprintf("tls-port %d", port), "port 0\n", "port 0\n"+loopback)
 	rewrite("sentinel.conf", "tls-port 26379", fmt.Sprintf("tls-port %d", sport),
-		master+" 6379", fmt.Sprintf("127.0.0.1 %d", port))
+		master+" 6379", fmt.Sprintf("127.0.0.1 %d", port), "port 0\n", "port 0\n"+loopback)
 
 	cli := func(p int, args ...string) (string, error) {
 		base := []string{"redis-cli", "--tls", "--cacert", shop.MountTLS + "/ca.crt",
@@ -527,7 +529,7 @@ func TestDataRedis(t *testing.T) {
 
 	// The entrypoint on its own: options go to redis-server.
 	plain := freePort(t)
-	ep := start(t, inRoot(root, imageEnv, "sh", "-c", fmt.Sprintf("cd /data && exec docker-entrypoint.sh --port %d --save ''", plain)))
+	ep := start(t, inRoot(root, imageEnv, "sh", "-c", fmt.Sprintf("cd /data && exec docker-entrypoint.sh --bind 127.0.0.1 --port %d --save ''", plain)))
 	ep.waitFor(t, "redis-server from the entrypoint", listening(plain))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

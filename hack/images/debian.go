@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -261,11 +260,12 @@ func installInto(dir string, log io.Writer, src *sources, img dataImage, entrypo
 		}
 	}()
 	script := "set -euxo pipefail\n" + commonSetup + img.install + commonCleanup
-	cmd := exec.Command("chroot", dir, "/bin/bash", "-c", script)
+	cmd, cancel := bounded(installTimeout, "chroot", dir, "/bin/bash", "-c", script)
+	defer cancel()
 	cmd.Env = []string{"PATH=" + chrootPath, "HOME=/root", "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive"}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("installing %s failed (%w); see the log", img.name, err)
+		return fmt.Errorf("installing %s failed (%w, bound %s); see the log", img.name, err, installTimeout)
 	}
 	return nil
 }
@@ -293,10 +293,11 @@ func (b *builder) baseRootfs(src *sources) (string, error) {
 	}
 	defer logf.Close()
 	fmt.Printf("  debootstrap --variant=%s %s from %s (log: %s)\n", variant, suite, src.mirror, logPath)
-	cmd := exec.Command("debootstrap", "--variant="+variant, "--components=main", suite, dir, src.mirror)
+	cmd, cancel := bounded(debootstrapTimeout, "debootstrap", "--variant="+variant, "--components=main", suite, dir, src.mirror)
+	defer cancel()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("debootstrap failed (%w); see %s", err, logPath)
+		return "", fmt.Errorf("debootstrap failed (%w, bound %s); see %s", err, debootstrapTimeout, logPath)
 	}
 	if err := os.WriteFile(dir+".ok", []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
 		return "", err
@@ -313,7 +314,8 @@ func writeIn(dir, path string, mode os.FileMode, data []byte) error {
 }
 
 func runCmd(stdin io.Reader, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
+	cmd, cancel := bounded(shortTimeout, name, args...)
+	defer cancel()
 	cmd.Stdin = stdin
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

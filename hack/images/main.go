@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -147,7 +146,8 @@ func (b *builder) importTarball(file string) error {
 		args = append(args, "--snapshotter", b.snapshotter)
 	}
 	args = append(args, file)
-	cmd := exec.Command("ctr", args...)
+	cmd, cancel := bounded(shortTimeout, "ctr", args...)
+	defer cancel()
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	fmt.Printf("importing %s\n", file)
 	if err := cmd.Run(); err != nil {
