@@ -9,11 +9,13 @@
 # containers (runc state under $STATE) and their containerd shims; unmounts
 # everything under $STATE and /var/lib/kubelet; removes cni0, the node-address
 # interface, up.sh's SHOPSTACK-* chains, the iptables chains and ipsets of
-# kube-proxy, kube-router, the kubelet and the CNI plugins (unless another
-# kubelet, kube-proxy or kube-router has started on the machine since),
-# libcni's cache of this network and containerd's shim sockets; restores
-# net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables. Safe to run
-# twice, or when nothing runs.
+# kube-proxy, kube-router and the kubelet (unless another kubelet, kube-proxy
+# or kube-router has started on the machine since), the CNI plugins' chains
+# that were not there before up.sh, libcni's cache of this network, the
+# kubelet's log links and the host folders up.sh found missing; puts back
+# every sysctl up.sh saved (forwarding, bridge filtering, the kubelet's kernel
+# tunables, conntrack) and unloads br_netfilter if up.sh loaded it. Exits 1
+# when a chain of the cluster is left. Safe to run twice, or when nothing runs.
 set -euo pipefail
 # shellcheck source=hack/local-cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -120,36 +122,48 @@ fi
 # kube-router, the kubelet (KUBE-*), the portmap plugin (CNI-*) and up.sh.
 BIN="$("$HERE/build.sh" --check 2>/dev/null || true)"
 if [[ -z "$foreign" && -n "$BIN" && -x "$BIN/kube-proxy" ]] && command -v iptables >/dev/null; then
-  "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  timeout 60 "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || log "kube-proxy --cleanup failed; removing its chains one by one"
 fi
-remove_chains() { # remove_chains IPTABLES PATTERN
-  local ipt="$1" pattern="$2" table rule chains words
+# The chains that were there before up.sh ("IPTABLES TABLE CHAIN" lines): a
+# CNI-* chain among them is another container tool's, and stays.
+before_chains="$HOST_SAVED/chains"
+ours_chain() { # ours_chain IPTABLES TABLE CHAIN
+  case "$3" in
+    SHOPSTACK-*) return 0 ;;
+    KUBE-*) [[ -z "$foreign" ]] ;;
+    CNI-*) [[ -z "$foreign" ]] && ! { [[ -f "$before_chains" ]] && grep -qxF "$1 $2 $3" "$before_chains"; } ;;
+    *) return 1 ;;
+  esac
+}
+remove_chains() { # remove_chains IPTABLES
+  local ipt="$1" table chain rule chains words pattern
   command -v "$ipt" >/dev/null || return 0
   for table in raw mangle nat filter; do
-    "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
-    mapfile -t chains < <("$ipt" -t "$table" -S | awk -v re="^($pattern)" '$1 == "-N" && $2 ~ re {print $2}')
+    "$ipt" -w 5 -t "$table" -S >/dev/null 2>&1 || continue
+    chains=()
+    while read -r _ chain; do
+      ours_chain "$ipt" "$table" "$chain" && chains+=("$chain")
+    done < <(list_chains "$ipt" | grep "^$table " || true)
     ((${#chains[@]})) || continue
+    pattern="$(printf '%s|' "${chains[@]}")"
+    pattern="${pattern%|}"
     # Rules of any chain that jump to one of them go first. xargs splits the
     # rule as the shell would (quoted comments stay one word) without
     # evaluating anything in it.
     while read -r rule; do
       mapfile -t words < <(xargs -n1 printf '%s\n' <<<"${rule/#-A/-D}" 2>/dev/null) || continue
-      ((${#words[@]})) && "$ipt" -t "$table" "${words[@]}" 2>/dev/null || true
-    done < <("$ipt" -t "$table" -S | grep -E -- "^-A .* -j ($pattern)" || true)
-    for c in "${chains[@]}"; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
-    for c in "${chains[@]}"; do "$ipt" -t "$table" -X "$c" 2>/dev/null || true; done
+      ((${#words[@]})) && "$ipt" -w 5 -t "$table" "${words[@]}" 2>/dev/null || true
+    done < <("$ipt" -w 5 -t "$table" -S | grep -E -- "^-A .* -j ($pattern)( |$)" || true)
+    for c in "${chains[@]}"; do "$ipt" -w 5 -t "$table" -F "$c" 2>/dev/null || true; done
+    for c in "${chains[@]}"; do "$ipt" -w 5 -t "$table" -X "$c" 2>/dev/null || true; done
   done
 }
-if [[ -z "$foreign" ]]; then
-  remove_chains iptables 'KUBE-|CNI-|SHOPSTACK-'
-  remove_chains ip6tables 'KUBE-|CNI-|SHOPSTACK-'
-else
-  remove_chains iptables 'SHOPSTACK-'
-fi
+remove_chains iptables
+remove_chains ip6tables
 if [[ -z "$foreign" ]] && command -v ipset >/dev/null; then
   while read -r set; do
     ipset destroy "$set" 2>/dev/null || true
-  done < <(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-|inet6:KUBE-|inet6:kube-router-)' || true)
+  done < <(list_ipsets)
 fi
 
 for dev in "$BRIDGE_IF" "$DUMMY_IF"; do
@@ -164,38 +178,82 @@ if command -v conntrack >/dev/null; then
   done
 fi
 
+# Host folders: the ones up.sh found missing go; in the others only what is
+# this cluster's is removed.
+existed() { [[ -f "$HOST_SAVED/paths" ]] && grep -qxF "$1" "$HOST_SAVED/paths"; }
 if [[ -z "$foreign" ]]; then
   # Pod cgroups the kubelet made (cgroupfs driver), deepest first.
   for top in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [[ -d "$top" ]] || continue
     find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
-  rm -rf /var/lib/kubelet
+  if existed /var/lib/kubelet; then
+    # The kubelet's sockets that do not follow its root folder.
+    rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/pod-resources/kubelet.sock
+  else
+    rm -rf /var/lib/kubelet
+  fi
 fi
-# libcni's cache of this cluster's network ("shopstack"); the folder only if
-# nothing else is left in it.
-rm -f /var/lib/cni/results/shopstack-*
-rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
+# The kubelet links every container's log into /var/log/containers (and
+# /var/log/pods); the links into $STATE are this cluster's.
+for dir in /var/log/containers /var/log/pods; do
+  [[ -d "$dir" ]] || continue
+  find "$dir" -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
+  existed "$dir" || rmdir "$dir" 2>/dev/null || true
+done
+# libcni's cache: all of it when up.sh made the folder, else what is this
+# cluster's, its network ("shopstack") and the loopback plugin's entries of
+# its pod sandboxes.
+if existed /var/lib/cni; then
+  rm -f /var/lib/cni/results/shopstack-*
+  for sandbox in "$STATE"/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*/; do
+    [[ -d "$sandbox" ]] || continue
+    sandbox="${sandbox%/}"
+    rm -f "/var/lib/cni/results/cni-loopback-${sandbox##*/}-lo"
+  done
+else
+  rm -rf /var/lib/cni
+fi
 # containerd 1.6 keeps shim sockets in /run/containerd whatever its state
-# folder; leave them alone while another containerd runs on this machine.
+# folder; the folder goes only when up.sh made it and no other containerd
+# runs on this machine.
 other_containerd=false
 for p in /proc/[0-9]*; do
   exe="$({ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | head -n1)" || continue
   [[ "$exe" == containerd || "$exe" == */containerd ]] && other_containerd=true && break
 done
-if [[ "$other_containerd" == false ]]; then
-  rm -rf /run/containerd
-else
+if [[ "$other_containerd" == true ]]; then
   log "another containerd runs on this machine: /run/containerd is left as it is"
+elif existed /run/containerd; then
+  log "/run/containerd was there before the cluster: left as it is"
+else
+  rm -rf /run/containerd
 fi
 
-for sysctl in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do
-  saved="$STATE/${sysctl##*/}.saved"
-  if [[ -f "$saved" ]]; then
-    [[ -e "/proc/sys/$sysctl" ]] && cat "$saved" >"/proc/sys/$sysctl"
-    rm -f "$saved"
-  fi
+# Sysctls as up.sh found them; then br_netfilter out again if up.sh loaded it.
+if [[ -d "$HOST_SAVED/sysctl" ]]; then
+  for saved in "$HOST_SAVED"/sysctl/*; do
+    [[ -f "$saved" ]] || continue
+    path="$(sysctl_path "${saved##*/}")"
+    if [[ -w "$path" ]] && [[ "$(cat "$path")" != "$(cat "$saved")" ]]; then
+      cat "$saved" >"$path" && log "restored ${saved##*/} = $(cat "$saved")"
+    fi
+  done
+fi
+if [[ -f "$HOST_SAVED/br_netfilter.loaded" ]]; then
+  modprobe -r br_netfilter 2>/dev/null && log "unloaded br_netfilter" || log "could not unload br_netfilter (in use?)"
+fi
+
+# Nothing of the cluster may be left in iptables.
+left=()
+for ipt in iptables ip6tables; do
+  command -v "$ipt" >/dev/null || continue
+  while read -r table chain; do
+    ours_chain "$ipt" "$table" "$chain" && left+=("$ipt -t $table $chain")
+  done < <(list_chains "$ipt")
 done
+# $STATE (with what up.sh found) stays for another try.
+((${#left[@]} == 0)) || die "these chains of the cluster could not be removed: ${left[*]}; run down.sh again"
 
 # State: nothing of it may be mounted any more.
 if [[ -d "$STATE" ]]; then

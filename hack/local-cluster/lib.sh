@@ -27,6 +27,42 @@ COREDNS_IMAGE="shopstack.local/coredns:$(awk '$1 == "github.com/coredns/coredns"
 CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
 CONTAIN_CHAIN="SHOPSTACK-CONTAIN"        # mangle FORWARD: nothing forwarded past cni0
 CONTAIN_IN_CHAIN="SHOPSTACK-CONTAIN-IN"   # mangle PREROUTING: cluster addresses from this machine only
+HOST_IN_CHAIN="SHOPSTACK-HOST-IN"         # mangle INPUT: pods reach no host service but the API server
+
+# What up.sh found on the machine before it changed anything, so down.sh puts
+# back exactly that: sysctls, and which chains, ipsets and folders were there.
+HOST_SAVED="$STATE/host"
+# Settings the cluster changes while it runs: forwarding and bridge
+# filtering (up.sh), the kubelet's kernel tunables, kube-proxy's conntrack
+# table size.
+HOST_SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
+  vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
+  kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
+  net.netfilter.nf_conntrack_tcp_timeout_close_wait)
+# Host folders a kubelet, containerd 1.6 or libcni write to whatever their
+# configured roots.
+HOST_PATHS=(/var/lib/kubelet /run/containerd /var/lib/cni /var/log/containers /var/log/pods)
+# Chains and ipsets of kube-proxy, kube-router, the kubelet, the CNI plugins
+# and up.sh.
+CHAIN_PATTERN='KUBE-|CNI-|SHOPSTACK-'
+IPSET_PATTERN='^(KUBE-|kube-router-|inet6:KUBE-|inet6:kube-router-)'
+
+sysctl_path() { local n="${1//./\/}"; echo "/proc/sys/$n"; }
+
+# list_chains IPTABLES prints "TABLE CHAIN" for every chain matching
+# CHAIN_PATTERN.
+list_chains() {
+  local ipt="$1" table
+  command -v "$ipt" >/dev/null || return 0
+  for table in raw mangle nat filter; do
+    "$ipt" -w 5 -t "$table" -S 2>/dev/null | awk -v t="$table" -v re="^($CHAIN_PATTERN)" '$1 == "-N" && $2 ~ re {print t, $2}'
+  done
+}
+
+list_ipsets() {
+  command -v ipset >/dev/null || return 0
+  ipset list -n 2>/dev/null | grep -E "$IPSET_PATTERN" || true
+}
 
 PKI="$STATE/pki"
 KUBECONFIGS="$STATE/kubeconfigs"
@@ -37,7 +73,8 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler container
   kube-proxy kube-router metrics-server provisioner cert-manager)
 
 # foreign_node_agents prints "NAME PID" for every kubelet, kube-proxy or
-# kube-router on this machine that this cluster did not start: their iptables
+# kube-router (or a distribution that embeds them) on this machine that this
+# cluster did not start: their iptables
 # chains, ipsets and /var/lib/kubelet are not this cluster's to touch.
 foreign_node_agents() {
   local p exe name pid ours
@@ -49,8 +86,9 @@ foreign_node_agents() {
   for p in /proc/[0-9]*; do
     exe="$({ tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | head -n1)" || continue
     name="${exe##*/}"
+    # The last ones embed a kubelet and a kube-proxy under their own names.
     case "$name" in
-      kubelet | kube-proxy | kube-router)
+      kubelet | kube-proxy | kube-router | k3s | k3s-server | k3s-agent | k0s | rke2 | kubelite)
         [[ "$ours" == *" ${p#/proc/} "* ]] || echo "$name ${p#/proc/}" ;;
     esac
   done
@@ -119,5 +157,16 @@ kubectl_bin() {
   echo "$cp/kubectl"
 }
 
-# k runs kubectl as the cluster admin.
+# k runs kubectl as the cluster admin; kq is k for one quick question, bounded
+# so that a server that accepts the connection and stalls cannot hang a wait.
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+kq() { k --request-timeout=10s "$@"; }
+
+# cluster_up: every component runs and the API server answers.
+cluster_up() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    [[ -n "$(pid_of "$c")" ]] || return 1
+  done
+  kq get --raw /readyz >/dev/null 2>&1
+}

@@ -7,6 +7,7 @@
 # See hack/local-cluster/README.md. Needs root.
 #
 #   hack/local-cluster/up.sh            build what is missing, start, wait until usable
+#   hack/local-cluster/up.sh --status   exit 0 when the cluster is up, 1 when it is not
 #
 # Already up: says so and exits 0. Leftovers of an earlier run that was not
 # taken down are cleaned up first (down.sh).
@@ -14,6 +15,14 @@ set -euo pipefail
 # shellcheck source=hack/local-cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 started_at=$SECONDS
+
+if [[ "${1:-}" == --status ]]; then
+  cp="$("$ROOT/hack/control-plane.sh" --check 2>/dev/null)" || exit 1
+  KUBECTL="$cp/kubectl"
+  cluster_up
+  exit
+fi
+[[ $# == 0 ]] || die "usage: up.sh [--status]"
 
 [[ "$(uname -s)" == Linux ]] || die "the local cluster runs on Linux only"
 [[ "$(id -u)" == 0 ]] || die "run as root (it starts containerd, the kubelet and changes iptables)"
@@ -25,7 +34,7 @@ for c in "${COMPONENTS[@]}"; do
 done
 if ((${#running[@]} == ${#COMPONENTS[@]})); then
   KUBECTL="$(kubectl_bin)"
-  if k get --raw /readyz >/dev/null 2>&1; then
+  if kq get --raw /readyz >/dev/null 2>&1; then
     log "the cluster is already up (state in $STATE)"
     log "  export KUBECONFIG=$ADMIN_KUBECONFIG"
     exit 0
@@ -74,12 +83,25 @@ if ! [[ "$cd_major" =~ ^[0-9]+$ && "$cd_minor" =~ ^[0-9]+$ ]] || ((cd_major < 1 
 fi
 command -v go >/dev/null || die "the go command is missing; install Go first"
 
+# The cluster's address ranges must be free: routes for them would be
+# replaced, and an address in them would collide with a pod or a Service.
+for net in "$SERVICE_CIDR" "$CLUSTER_CIDR" "$POD_CIDR"; do
+  taken="$(ip -4 route show exact "$net" 2>/dev/null)"
+  [[ -z "$taken" ]] || die "this machine already routes $net ($taken); the local cluster needs that range for itself"
+done
+if ip -4 -o addr show 2>/dev/null | awk '{print $4}' | grep -qF "$NODE_IP/"; then
+  die "$NODE_IP is already an address of this machine; the local cluster's node address must be its own"
+fi
+
 # Kernel: bridged pod traffic must pass iptables (kube-proxy, kube-router),
-# and containerd's snapshotter needs overlayfs.
+# and containerd's snapshotter needs overlayfs. A module loaded here is
+# unloaded again by down.sh.
+mkdir -p "$HOST_SAVED"
 if [[ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
   modprobe br_netfilter 2>/dev/null || true
   [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] ||
     die "the br_netfilter kernel module is not available (modprobe br_netfilter failed); Services would not work from pods"
+  touch "$HOST_SAVED/br_netfilter.loaded"
 fi
 if ! grep -qw overlay /proc/filesystems; then
   modprobe overlay 2>/dev/null || true
@@ -105,6 +127,23 @@ for f in pause coredns; do
   [[ -f "$STATE/images/$f.tar" ]] || die "hack/images did not write $STATE/images/$f.tar"
 done
 
+# ----------------------------------------------------- what the machine had
+# Saved once, before the first change: a run that failed half way keeps the
+# values from before it.
+mkdir -p "$HOST_SAVED/sysctl"
+for name in "${HOST_SYSCTLS[@]}"; do
+  f="$HOST_SAVED/sysctl/$name"
+  [[ -f "$f" || ! -r "$(sysctl_path "$name")" ]] || cat "$(sysctl_path "$name")" >"$f"
+done
+if [[ ! -f "$HOST_SAVED/chains" ]]; then
+  { list_chains iptables | sed 's/^/iptables /'; list_chains ip6tables | sed 's/^/ip6tables /'; } >"$HOST_SAVED/chains.tmp"
+  mv "$HOST_SAVED/chains.tmp" "$HOST_SAVED/chains"
+  if grep -q ' CNI-' "$HOST_SAVED/chains"; then
+    log "note: CNI-* chains from before (another container tool's) are left as they are: $(grep -c ' CNI-' "$HOST_SAVED/chains")"
+  fi
+fi
+[[ -f "$HOST_SAVED/paths" ]] || for p in "${HOST_PATHS[@]}"; do [[ -e "$p" ]] && echo "$p"; done >"$HOST_SAVED/paths"
+
 # ------------------------------------------------------------------- network
 # The node address lives on an interface of its own that leads nowhere: a
 # bridge without ports (kernels without the dummy driver have bridges too),
@@ -119,31 +158,52 @@ ip link set "$DUMMY_IF" up
 ip route replace "$SERVICE_CIDR" dev "$DUMMY_IF"
 ip route replace "$CLUSTER_CIDR" dev "$DUMMY_IF"
 
-[[ -f "$STATE/ip_forward.saved" ]] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.saved"
-[[ -f "$STATE/bridge-nf-call-iptables.saved" ]] ||
-  cat /proc/sys/net/bridge/bridge-nf-call-iptables >"$STATE/bridge-nf-call-iptables.saved"
+forwarding_before="$(cat "$HOST_SAVED/sysctl/net.ipv4.ip_forward")"
 echo 1 >/proc/sys/net/ipv4/ip_forward
 echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
 
-# Pods may talk to each other, to Services and to this host, never past it:
-# whatever a pod sends that would be forwarded out of the bridge to another
-# interface is dropped, and nothing is forwarded into the bridge from outside.
-# The mangle table runs before the filter rules of kube-proxy and kube-router.
-iptables -t mangle -N "$CONTAIN_CHAIN" 2>/dev/null || iptables -t mangle -F "$CONTAIN_CHAIN"
-iptables -t mangle -A "$CONTAIN_CHAIN" -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
-iptables -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" -o "$BRIDGE_IF" -j DROP
-iptables -t mangle -C FORWARD -j "$CONTAIN_CHAIN" 2>/dev/null || iptables -t mangle -I FORWARD 1 -j "$CONTAIN_CHAIN"
+# Pods may talk to each other, to Services and to the API server, never past
+# this machine. The mangle table runs before the filter rules of kube-proxy
+# and kube-router, so nothing they add can open a way around these chains.
+ipt() { "$1" -w 5 "${@:2}"; }
+chain() { # chain IPTABLES TABLE NAME HOOK: an empty chain NAME, jumped to first from HOOK
+  ipt "$1" -t "$2" -N "$3" 2>/dev/null || ipt "$1" -t "$2" -F "$3"
+  ipt "$1" -t "$2" -C "$4" -j "$3" 2>/dev/null || ipt "$1" -t "$2" -I "$4" 1 -j "$3"
+}
+for v in iptables ip6tables; do
+  command -v "$v" >/dev/null || continue
+  # Whatever a pod sends that would be forwarded out of the bridge to
+  # another interface is dropped, and nothing is forwarded into the bridge
+  # from outside. IPv4 forwarding was off before: it stays off for
+  # everything else.
+  chain "$v" mangle "$CONTAIN_CHAIN" FORWARD
+  ipt "$v" -t mangle -A "$CONTAIN_CHAIN" -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
+  ipt "$v" -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" -o "$BRIDGE_IF" -j DROP
+  if [[ "$v" == iptables && "$forwarding_before" == 0 ]]; then
+    ipt "$v" -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
+  fi
+  # What pods send to this machine itself: answers to connections the host
+  # opened (probes, logs, exec) and the API server (the kubernetes
+  # Service), nothing else. Any other service of the host, on any of its
+  # addresses, is out of their reach, so none can relay them outside.
+  chain "$v" mangle "$HOST_IN_CHAIN" INPUT
+  ipt "$v" -t mangle -A "$HOST_IN_CHAIN" ! -i "$BRIDGE_IF" -j RETURN
+  ipt "$v" -t mangle -A "$HOST_IN_CHAIN" -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  if [[ "$v" == iptables ]]; then
+    ipt "$v" -t mangle -A "$HOST_IN_CHAIN" -d "$NODE_IP/32" -p tcp --dport "$APISERVER_PORT" -j RETURN
+  fi
+  ipt "$v" -t mangle -A "$HOST_IN_CHAIN" -j DROP
+done
 # The node address and the cluster ranges answer this machine and its pods
 # only: whatever arrives for them on another interface is dropped, even where
 # a neighbour routes them here.
-iptables -t mangle -N "$CONTAIN_IN_CHAIN" 2>/dev/null || iptables -t mangle -F "$CONTAIN_IN_CHAIN"
+chain iptables mangle "$CONTAIN_IN_CHAIN" PREROUTING
 for dev in lo "$BRIDGE_IF" "$DUMMY_IF"; do
-  iptables -t mangle -A "$CONTAIN_IN_CHAIN" -i "$dev" -j RETURN
+  ipt iptables -t mangle -A "$CONTAIN_IN_CHAIN" -i "$dev" -j RETURN
 done
 for net in "$NODE_IP/32" "$SERVICE_CIDR" "$CLUSTER_CIDR"; do
-  iptables -t mangle -A "$CONTAIN_IN_CHAIN" -d "$net" -j DROP
+  ipt iptables -t mangle -A "$CONTAIN_IN_CHAIN" -d "$net" -j DROP
 done
-iptables -t mangle -C PREROUTING -j "$CONTAIN_IN_CHAIN" 2>/dev/null || iptables -t mangle -I PREROUTING 1 -j "$CONTAIN_IN_CHAIN"
 
 # ------------------------------------------------------------------------ PKI
 "$STATE/bin/pki" -dir "$PKI" -kubeconfigs "$KUBECONFIGS" -node "$NODE_NAME" -ip "$NODE_IP" \
@@ -265,9 +325,26 @@ detectLocalMode: ClusterCIDR
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 oomScoreAdj: 0
-conntrack: {maxPerCore: 0, min: 0}
+# Zero: leave the host's conntrack table size and timeouts as they are.
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 nodePortAddresses: ["$NODE_IP/32"]
 iptables: {masqueradeAll: false, localhostNodePorts: false, syncPeriod: 30s, minSyncPeriod: 1s}
+EOF
+
+# The restricted Pod Security Standard is enforced where a namespace asks
+# for it; every other namespace gets at least baseline: no privileged, host
+# network or host path pod anywhere, so no pod can step around the
+# containment above.
+cat >"$CFG/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: baseline, enforce-version: latest, warn: restricted, warn-version: latest, audit: restricted, audit-version: latest}
+    exemptions: {usernames: [], runtimeClasses: [], namespaces: []}
 EOF
 
 # ------------------------------------------------------------- control plane
@@ -299,14 +376,15 @@ start kube-apiserver "$CP/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
   --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
-  --allow-privileged=true \
+  --admission-control-config-file "$CFG/admission.yaml" \
+  --allow-privileged=false \
   --enable-aggregator-routing=true \
   --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
   --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --profiling=false --v=1
-wait_for 120 "the API server" kube-apiserver k get --raw /readyz
+wait_for 120 "the API server" kube-apiserver kq get --raw /readyz
 
 log "applying RBAC, CoreDNS, the metrics Service, StorageClass $STORAGE_CLASS, cert-manager CRDs"
 ca_bundle="$(base64 -w0 <"$PKI/ca.crt")"
@@ -344,16 +422,16 @@ log "starting containerd ($CONTAINERD_SOCK)"
 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 http_proxy=http://127.0.0.1:9 \
   https_proxy=http://127.0.0.1:9 NO_PROXY= no_proxy= \
   start containerd "$(command -v containerd)" --config "$CFG/containerd.toml"
-wait_for 60 "containerd" containerd ctr -a "$CONTAINERD_SOCK" version
-ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/pause.tar" >/dev/null
-ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/coredns.tar" >/dev/null
+wait_for 60 "containerd" containerd timeout 10 ctr -a "$CONTAINERD_SOCK" version
+timeout 300 ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/pause.tar" >/dev/null
+timeout 300 ctr -a "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/coredns.tar" >/dev/null
 
 log "starting kubelet (node $NODE_NAME)"
 start kubelet "$BIN/kubelet" --config "$CFG/kubelet.yaml" \
   --kubeconfig "$KUBECONFIGS/kubelet.kubeconfig" --root-dir "$STATE/kubelet" \
   --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
 wait_for 90 "node $NODE_NAME to be Ready" kubelet \
-  k wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+  kq wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
 
 log "starting kube-proxy, kube-router, metrics-server, the volume provisioner and cert-manager"
 start kube-proxy "$BIN/kube-proxy" --config "$CFG/kube-proxy.yaml"
@@ -376,13 +454,13 @@ start cert-manager "$BIN/cert-manager-controller" --kubeconfig "$KUBECONFIGS/cer
 
 # ---------------------------------------------------------------------- ready
 wait_for 90 "the CoreDNS pod to be ready" - \
-  k -n kube-system wait --for=condition=Available deployment/coredns --timeout=2s
+  kq -n kube-system wait --for=condition=Available deployment/coredns --timeout=2s
 wait_for 60 "CoreDNS to answer kubernetes.default.svc.cluster.local" - \
   "$STATE/bin/dnscheck" -server "$DNS_SERVICE_IP:53" kubernetes.default.svc.cluster.local.
 wait_for 60 "the cert-manager controllers to hold their Lease" cert-manager \
-  k -n kube-system get lease cert-manager-controller
+  kq -n kube-system get lease cert-manager-controller
 wait_for 180 "the metrics API (APIService v1beta1.metrics.k8s.io Available)" metrics-server \
-  k wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
+  kq wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
 "$HERE/smoke.sh" cert-manager storage
 
 for c in "${COMPONENTS[@]}"; do
