@@ -85,7 +85,8 @@ cluster-down: ## Stop the local cluster and clean up its processes, mounts and n
 
 .PHONY: images
 images: ## Build every image (operator, services, probe, pause, CoreDNS, Postgres, Redis) without Docker; import them into the local cluster.
-	go run ./hack/images -version $(VERSION) -also-tag $(E2E_NEXT_VERSION) -import
+	go run ./hack/images -version $(VERSION) -also-tag $(E2E_NEXT_VERSION) -import \
+		-containerd-address "$${SHOPSTACK_CLUSTER_STATE:-/var/lib/shopstack-cluster}/containerd/containerd.sock"
 
 .PHONY: e2e-local
 e2e-local: ## cluster-up, images, the e2e suite, cluster-down; prints each stage's time.

@@ -16,6 +16,9 @@ KIND_VERSION="${KIND_VERSION:-v0.33.0}"
 CLUSTER="${KIND_CLUSTER:-shopstack-e2e}"
 CERT_MANAGER_VERSION="v1.21.2"
 METRICS_SERVER_VERSION="v0.9.0"
+# shellcheck source=hack/e2e/common.sh
+source "$ROOT/hack/e2e/common.sh"
+check_operator_tag "$VERSION"
 
 if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
   echo "test-e2e: kind needs a running Docker engine, and none answers here." >&2
@@ -47,8 +50,14 @@ finish() {
 }
 
 stage "kind cluster"
-"$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER" || "$KIND" create cluster --name "$CLUSTER" --wait 120s
+# The suite's own cluster: one that exists already is somebody else's.
+if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+  echo "test-e2e: a kind cluster named $CLUSTER exists already; delete it (kind delete cluster --name $CLUSTER)" \
+    "or set KIND_CLUSTER to another name" >&2
+  exit 2
+fi
 trap finish EXIT
+"$KIND" create cluster --name "$CLUSTER" --wait 120s
 "$KIND" get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
 
 stage "cert-manager and metrics-server"
@@ -65,16 +74,14 @@ images="$(mktemp -d)"
 go run ./hack/images -out "$images" -version "$VERSION" -also-tag "$E2E_NEXT_VERSION" operator services probe
 # The data tier: the images made from Debian's packages where they can be
 # built (root and debootstrap), else the official images the operator
-# defaults to; the same pod spec runs either.
+# defaults to, which kind's node pulls itself (IfNotPresent; the images
+# loaded below are present already); the same pod spec runs either.
 if [[ "$(id -u)" == 0 ]] && command -v debootstrap >/dev/null; then
   go run ./hack/images -out "$images" postgres redis
 else
   export E2E_POSTGRES_IMAGE="${E2E_POSTGRES_IMAGE:-docker.io/library/postgres:17}"
   export E2E_REDIS_IMAGE="${E2E_REDIS_IMAGE:-docker.io/library/redis:7.4}"
-  for image in "$E2E_POSTGRES_IMAGE" "$E2E_REDIS_IMAGE"; do
-    docker pull "$image"
-    "$KIND" load docker-image "$image" --name "$CLUSTER"
-  done
+  export E2E_PULL_POLICY="${E2E_PULL_POLICY:-IfNotPresent}"
 fi
 for tarball in "$images"/*.tar; do
   "$KIND" load image-archive "$tarball" --name "$CLUSTER"
