@@ -24,6 +24,7 @@ type config struct {
 	podCIDR         string
 	serviceCIDR     string
 	skipContainment bool
+	onNode          bool // the suite runs on the cluster's only node (the local cluster)
 	keep            bool
 	repoRoot        string
 }
@@ -55,6 +56,7 @@ func loadConfig() (config, error) {
 		podCIDR:         env("E2E_POD_CIDR", "10.244.0.0/16"),
 		serviceCIDR:     env("E2E_SERVICE_CIDR", "10.96.0.0/16"),
 		skipContainment: os.Getenv("E2E_SKIP_CONTAINMENT") == "1",
+		onNode:          os.Getenv("E2E_ON_NODE") == "1",
 		keep:            os.Getenv("E2E_KEEP") == "1",
 	}
 	c.monitoringNS = c.namespace + "-monitoring"

@@ -4,16 +4,23 @@ package e2e
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // checkContainment checks that a pod has no way out of the cluster: no route
-// leads outside the pod and Service ranges, and a name outside the cluster
+// leads outside the pod and Service ranges, a name outside the cluster
 // fails to resolve with NXDOMAIN, fast (the cluster's DNS has no upstream),
-// while a name inside it resolves in the same call. It runs in the
-// gateway's probe, whose egress no NetworkPolicy restricts, in the unlabelled
-// one and in the monitoring namespace's.
+// while a name inside it resolves in the same call, and no service of the
+// node itself answers a pod but the API server (one that did could relay
+// it anywhere). It runs in the gateway's probe, whose egress no
+// NetworkPolicy restricts, in the unlabelled one and in the monitoring
+// namespace's.
 func (s *suite) checkContainment(t *testing.T, ctx context.Context) {
 	if s.cfg.skipContainment {
 		t.Skip("SKIP: E2E_SKIP_CONTAINMENT=1 (a cluster with a way out, such as kind)")
@@ -35,6 +42,7 @@ func (s *suite) checkContainment(t *testing.T, ctx context.Context) {
 					t.Logf("PASS: every route stays inside %s: %+v", allowed, routes.Routes)
 				}
 			}
+			s.checkHostServices(t, ctx, role, routes)
 			// In the same call, a cluster name must resolve: an outside name
 			// failing proves nothing when the cluster's DNS is not answering.
 			// The outside name must fail with NXDOMAIN (not a timeout or a
@@ -61,5 +69,81 @@ func (s *suite) checkContainment(t *testing.T, ctx context.Context) {
 				t.Logf("PASS: %s resolves to %v (%d ms); example.com is NXDOMAIN in %d ms: %s", inside, in.Addrs, in.MS, out.MS, out.Error)
 			}
 		})
+	}
+}
+
+// checkHostServices: from the probe of role, the API server (through the
+// kubernetes Service) connects, and a port the node listens on at every
+// address does not, at the pod's gateway (the node's address on the pod
+// network) nor at the node's address. The listener is the suite's own, so
+// this runs only where the suite runs on the node (E2E_ON_NODE=1, set by
+// make e2e-local); the host reaches it at 127.0.0.1 first, so it listens.
+func (s *suite) checkHostServices(t *testing.T, ctx context.Context, role string, routes routesResult) {
+	t.Helper()
+	if !s.cfg.onNode {
+		t.Log("the suite does not run on the node (E2E_ON_NODE unset): the node's services are not checked")
+		return
+	}
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatalf("listening on the node: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 2*time.Second); err != nil {
+		t.Fatalf("the suite's listener on port %s does not answer the node itself: %v", port, err)
+	} else {
+		c.Close()
+	}
+	pod := &corev1.Pod{}
+	if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.probeNamespace(role), Name: probePodName(role)}, pod); err != nil {
+		t.Errorf("FAIL: probe %s: %v", role, err)
+		return
+	}
+	targets := map[string]bool{}
+	for _, r := range routes.Routes {
+		if r.Gateway != "" {
+			targets[r.Gateway] = true
+		}
+	}
+	if len(targets) == 0 {
+		t.Errorf("FAIL: probe %s has no route through a gateway: %+v", role, routes.Routes)
+		return
+	}
+	if pod.Status.HostIP != "" {
+		targets[pod.Status.HostIP] = true
+	}
+	api := "kubernetes.default.svc.cluster.local:443"
+	var control tcpResult
+	if !s.mustProbe(t, ctx, role, time.Minute, &control, "tcp", "-attempts", "5", "-timeout", "2s", "-until-connected", api) {
+		return
+	}
+	if control.Connected == 0 {
+		t.Errorf("FAIL: the API server (%s, %s) does not connect from %s: %s", api, control.Resolved, role, control.failures())
+		return
+	}
+	for addr := range targets {
+		to := net.JoinHostPort(addr, port)
+		var res tcpResult
+		if !s.mustProbe(t, ctx, role, time.Minute, &res, "tcp", "-attempts", "2", "-timeout", "2s", to) {
+			continue
+		}
+		switch {
+		case res.Connected > 0:
+			t.Errorf("FAIL: a port the node listens on answers probe %s at %s: the node's own services are within the pods' reach", role, to)
+		case !res.onlyDenials():
+			t.Errorf("FAIL: the node's port at %s failed from %s, but not as a refusal: %s", to, role, res.failures())
+		default:
+			t.Logf("PASS: the API server connects (%s); the node's own listener at %s does not (%s)", control.Resolved, to, res.failures())
+		}
 	}
 }

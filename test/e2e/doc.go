@@ -5,16 +5,20 @@
 //	0 the operator installs and becomes Available
 //	1 the Shop becomes Ready and every service pod answers /readyz
 //	2 a customer journey through the real Services (register, token, order)
-//	3 NetworkPolicies admit the call graph's flows and nothing else; DNS works
+//	3 NetworkPolicies admit the call graph's flows and nothing else, each side
+//	  (the caller's egress, the target's ingress) on its own too; DNS works
 //	4 mTLS on the internal port: no certificate or the wrong identity is refused
 //	5 the HorizontalPodAutoscaler scales a service under load, unopposed
 //	6 deleted pods and children come back; a version rollout drops no order
 //	7 evictions respect every PodDisruptionBudget and never block for good
-//	8 containment: no way out of the cluster, outside names fail fast
+//	8 containment: no way out of the cluster, outside names fail fast, no
+//	  service of the node but the API server within a pod's reach
 //
 // The tests carry the e2e build tag:
 //
-//	go test -tags e2e ./test/e2e/... -count=1 -timeout 40m -v
+//	go test -tags e2e ./test/e2e/... -count=1 -timeout 45m -v
+//
+// The checks stop 15 minutes before -timeout, so that the teardown still runs.
 //
 // Environment:
 //
@@ -31,6 +35,8 @@
 //	E2E_POD_CIDR          pod range a probe's routes may lead to (default 10.244.0.0/16)
 //	E2E_SERVICE_CIDR      Service range a probe's routes may lead to (default 10.96.0.0/16)
 //	E2E_SKIP_CONTAINMENT  1: skip check 8 (clusters with a way out, such as kind)
+//	E2E_ON_NODE           1: the suite runs on the cluster's only node (make e2e-local), so
+//	                      check 8 opens a port on it and expects no pod to reach that port
 //	E2E_KEEP              1: leave the operator, the Shop and its namespaces in place
 //
 // The probe pods run ./probe (one JSON line per command); the suite execs
@@ -39,8 +45,9 @@
 // What the cluster must provide: cert-manager (checked first), resource
 // metrics (metrics.k8s.io, for check 5), a default StorageClass, NetworkPolicy
 // enforcement, and its DNS server as pods labelled k8s-app=kube-dns in
-// kube-system: the Shop's default-deny NetworkPolicy lets its pods send DNS
-// to those pods only. When the Shop does not become Ready, the suite checks
+// kube-system, serving CoreDNS's readiness port 8181: the Shop's default-deny
+// NetworkPolicy lets its pods send DNS to those pods only, and check 3 uses
+// the readiness port as a destination that only egress rules can refuse. When the Shop does not become Ready, the suite checks
 // DNS and Postgres from probe pods inside and outside the Shop's policies and
 // says which one fails.
 package e2e

@@ -26,17 +26,25 @@ import (
 func TestE2E(t *testing.T) {
 	s := newSuite(t)
 	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		// The checks stop in time for the teardown, which gets a context
+		// of its own.
+		suiteDeadline = d.Add(-teardownReserve)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, suiteDeadline)
+		defer cancel()
+	}
 	t.Logf("cluster from KUBECONFIG, kubectl %q, Shop %s/%s version %s -> %s, pull policy %s",
 		s.cfg.kubectl, s.cfg.namespace, shopName, s.cfg.version, s.cfg.nextVersion, s.cfg.pullPolicy)
 
 	s.requireCertManager(t, ctx)
 	// Cleanups run last-registered first: the diagnostics see the Shop
 	// before the teardown removes it.
-	t.Cleanup(func() { s.teardown(t, ctx) })
+	t.Cleanup(func() { s.teardown(t, context.WithoutCancel(ctx)) })
 	t.Cleanup(func() {
 		if t.Failed() && !s.diagnosedRecently() {
 			t.Log("=== diagnostics after a failure")
-			s.diagnose(t, ctx)
+			s.diagnose(t, context.WithoutCancel(ctx))
 		}
 	})
 
@@ -55,6 +63,11 @@ func TestE2E(t *testing.T) {
 	t.Run("7_eviction_respects_pdbs", func(t *testing.T) { s.checkEviction(t, ctx) })
 	t.Run("8_containment", func(t *testing.T) { s.checkContainment(t, ctx) })
 }
+
+// teardownReserve is the time kept for the diagnostics and the teardown
+// (the Shop, the namespaces and the operator, each bounded) after the last
+// check.
+const teardownReserve = 15 * time.Minute
 
 // requireCertManager stops the suite at once on a cluster without
 // cert-manager: every certificate of the Shop comes from it.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,8 +28,10 @@ import (
 // status and the component's pods: a success must come only when the budget
 // allowed a disruption and the Ready pods left are at least desiredHealthy,
 // a 429 only when it allowed none (each re-read once for a race). A pod
-// deleted meanwhile (an HPA scale-down) is skipped. A component with a
-// single pod must still be evictable: no budget may block a drain for good.
+// deleted meanwhile (an HPA scale-down) is skipped; a component of fixed
+// size must have every pod evicted, and one of several pods must see the
+// budget refuse. A component with a single pod must still be evictable: no
+// budget may block a drain for good.
 func (s *suite) checkEviction(t *testing.T, ctx context.Context) {
 	s.need(t, stageReady)
 	if !s.waitShopReady(t, ctx, 4*time.Minute) {
@@ -57,9 +60,18 @@ func (s *suite) checkEviction(t *testing.T, ctx context.Context) {
 		}
 		return compare(a.Name, b.Name)
 	})
+	// An autoscaler may delete pods of its Deployment during the check.
+	var hpas autoscalingv2.HorizontalPodAutoscalerList
+	if err := s.c.List(ctx, &hpas, client.InNamespace(s.cfg.namespace), client.MatchingLabels(builder.InstanceSelector(s.shop))); err != nil {
+		t.Fatal(err)
+	}
+	autoscaled := map[string]bool{}
+	for _, h := range hpas.Items {
+		autoscaled[h.Labels[builder.LabelComponent]] = true
+	}
 	for _, pdb := range pdbs.Items {
 		component := pdb.Labels[builder.LabelComponent]
-		t.Run(component, func(t *testing.T) { s.evictAll(t, ctx, pdb, component) })
+		t.Run(component, func(t *testing.T) { s.evictAll(t, ctx, pdb, component, autoscaled[component]) })
 	}
 	if s.waitShopReady(t, ctx, 5*time.Minute) {
 		t.Log("PASS: the Shop is Ready again after every pod was evicted")
@@ -126,7 +138,7 @@ func (s *suite) budgetState(ctx context.Context, pdbName, component string, targ
 	return b, nil
 }
 
-func (s *suite) evictAll(t *testing.T, ctx context.Context, pdb policyv1.PodDisruptionBudget, component string) {
+func (s *suite) evictAll(t *testing.T, ctx context.Context, pdb policyv1.PodDisruptionBudget, component string, autoscaled bool) {
 	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
 		t.Errorf("FAIL: PDB %s has maxUnavailable %v, want 1", pdb.Name, pdb.Spec.MaxUnavailable)
 	}
@@ -196,8 +208,21 @@ func (s *suite) evictAll(t *testing.T, ctx context.Context, pdb policyv1.PodDisr
 				}
 				t.Logf("evicted %s after %d refusals (429) in %s; just before: %s", pod.Name, refused, time.Since(start).Round(100*time.Millisecond), pre)
 				outcome = "evicted"
-			case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-				outcome = "gone" // deleted (or replaced) since the list: re-list for the next one
+			case apierrors.IsNotFound(err):
+				outcome = "gone" // deleted since the list
+			case apierrors.IsConflict(err):
+				// The UID precondition failed (the pod was replaced), or the
+				// budget's status changed under the eviction: try again
+				// while the same pod is there.
+				post, perr := s.budgetState(ctx, pdb.Name, component, pod.UID)
+				if perr != nil {
+					t.Fatalf("FAIL: reading PDB %s again: %v", pdb.Name, perr)
+				}
+				if post.target == nil {
+					outcome = "gone"
+				} else {
+					t.Logf("evicting %s: conflict (%v); trying again", pod.Name, err)
+				}
 			case apierrors.IsTooManyRequests(err):
 				if pre.pdb.Status.DisruptionsAllowed != 0 {
 					// The budget said yes; the status may have changed in
@@ -259,6 +284,9 @@ func (s *suite) evictAll(t *testing.T, ctx context.Context, pdb policyv1.PodDisr
 	switch {
 	case len(pods) == 1 && evictedCount == 1:
 		t.Logf("PASS: %s's single pod was evictable (maxUnavailable 1) and was replaced", component)
+	case !autoscaled && evictedCount != len(pods):
+		t.Errorf("FAIL: %s has a fixed size of %d pods, but %d were evicted and %d went on their own: nothing else should delete them",
+			component, len(pods), evictedCount, goneCount)
 	case evictedCount < 2:
 		t.Logf("note: %s: %d pods evicted (each while the budget allowed it), %d gone on their own: too few evictions to see the budget refuse one", component, evictedCount, goneCount)
 	case refusedWhileReplacing == 0:

@@ -206,7 +206,7 @@ func (s *suite) checkRollout(t *testing.T, ctx context.Context) {
 	go func() {
 		defer close(done)
 		var rolloutEnd time.Time
-		for i := 0; i < maxRuns && time.Now().Before(loopDeadline); i++ {
+		for i := 0; i < maxRuns && time.Now().Before(loopDeadline) && ctx.Err() == nil; i++ {
 			if rolloutEnd.IsZero() {
 				select {
 				case rolloutEnd = <-stop:

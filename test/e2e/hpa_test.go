@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopstack/shopstack/api/v1alpha1"
@@ -42,6 +43,30 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 	minReplicas := *hpa.Spec.MinReplicas
 	if minReplicas != 1 || hpa.Spec.MaxReplicas != 3 {
 		t.Errorf("FAIL: HPA %s scales %d..%d, want 1..3 as the Shop asks", name, minReplicas, hpa.Spec.MaxReplicas)
+	}
+	target := int32(0)
+	for _, m := range hpa.Spec.Metrics {
+		if m.Resource != nil && m.Resource.Name == corev1.ResourceCPU && m.Resource.Target.AverageUtilization != nil {
+			target = *m.Resource.Target.AverageUtilization
+		}
+	}
+	if target == 0 {
+		t.Fatalf("FAIL: HPA %s has no CPU utilization target: %+v", name, hpa.Spec.Metrics)
+	}
+	// At rest before the load: the HPA reads the pods' CPU, finds it under
+	// the target and wants what runs, so a scale-up after this is the
+	// load's doing and not a recommendation left from before.
+	if !eventually(t, 3*time.Minute, 5*time.Second, "the HPA at rest (metrics read, CPU under the target, desired = current)", func() (bool, string) {
+		if err := s.c.Get(ctx, key, hpa); err != nil {
+			return false, err.Error()
+		}
+		util, known := cpuPercent(hpa)
+		msg := fmt.Sprintf("desired %d, current %d, CPU %s of target %d%%, ScalingActive %s", hpa.Status.DesiredReplicas,
+			hpa.Status.CurrentReplicas, cpuUtilization(hpa), target, hpaCondition(hpa, autoscalingv2.ScalingActive))
+		return known && util < target && hpa.Status.DesiredReplicas == hpa.Status.CurrentReplicas &&
+			hpaCondition(hpa, autoscalingv2.ScalingActive) == corev1.ConditionTrue, msg
+	}) {
+		return
 	}
 	// The baseline: a scale-up counts only if it goes above what the HPA
 	// and the Deployment had before the load, and happens after the load
@@ -127,12 +152,29 @@ func (s *suite) checkAutoscaling(t *testing.T, ctx context.Context) {
 		t.Logf("$ kubectl describe hpa %s\n%s%v", name, out, err)
 		return
 	}
+	// The HPA says why it scaled: CPU above the target, after the load
+	// started.
+	if ev, err := s.cpuRescaleEvent(ctx, hpa, loadStartSecond); err != nil {
+		t.Errorf("FAIL: %v", err)
+	} else {
+		t.Logf("the HPA's event at %s: %s", ev.time.Format(time.TimeOnly), ev.message)
+	}
 	t.Logf("PASS: user scaled from %d to %d ready pods under load (HPA last scaled %s, %s after the load started)",
 		baseline, scaledTo, scaleTime(hpa), hpa.Status.LastScaleTime.Time.Sub(loadStartSecond).Round(time.Second))
 
 	// The load was real: most token requests were answered 200 (logins of a
-	// customer that exists, well under the rate limit).
-	if r, err := s.loadStats(ctx); err != nil {
+	// customer that exists, well under the rate limit). The load pod prints
+	// its counts every 15 s; the scale-up can come before the first line.
+	var r loadResult
+	var err error
+	eventually(t, time.Minute, 3*time.Second, "the load pod reports its counts", func() (bool, string) {
+		r, err = s.loadStats(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return r.Requests >= 20, fmt.Sprintf("%d requests so far", r.Requests)
+	})
+	if err != nil {
 		t.Errorf("FAIL: reading the load's counts: %v", err)
 	} else if ok := r.Statuses["200"]; r.Requests < 20 || ok*10 < r.Requests*9 {
 		t.Errorf("FAIL: the load got %d answers 200 of %d requests (answers %v, %d errors %v); want at least 20 requests and 90%% answered 200",
@@ -219,12 +261,63 @@ func ptrOr(p *int32, def int32) int32 {
 }
 
 func cpuUtilization(h *autoscalingv2.HorizontalPodAutoscaler) string {
-	for _, m := range h.Status.CurrentMetrics {
-		if m.Resource != nil && m.Resource.Current.AverageUtilization != nil {
-			return fmt.Sprintf("%d%%", *m.Resource.Current.AverageUtilization)
-		}
+	if util, ok := cpuPercent(h); ok {
+		return fmt.Sprintf("%d%%", util)
 	}
 	return "unknown"
+}
+
+// cpuPercent is the pods' average CPU utilization the HPA last read.
+func cpuPercent(h *autoscalingv2.HorizontalPodAutoscaler) (int32, bool) {
+	for _, m := range h.Status.CurrentMetrics {
+		if m.Resource != nil && m.Resource.Name == corev1.ResourceCPU && m.Resource.Current.AverageUtilization != nil {
+			return *m.Resource.Current.AverageUtilization, true
+		}
+	}
+	return 0, false
+}
+
+func hpaCondition(h *autoscalingv2.HorizontalPodAutoscaler, typ autoscalingv2.HorizontalPodAutoscalerConditionType) corev1.ConditionStatus {
+	for _, c := range h.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return corev1.ConditionUnknown
+}
+
+type hpaEvent struct {
+	time    time.Time
+	message string
+}
+
+// cpuRescaleEvent finds the HPA's SuccessfulRescale event at or after since
+// that gives CPU above the target as the reason ("New size: 3; reason: cpu
+// resource utilization (percentage of request) above target").
+func (s *suite) cpuRescaleEvent(ctx context.Context, hpa *autoscalingv2.HorizontalPodAutoscaler, since time.Time) (hpaEvent, error) {
+	var events corev1.EventList
+	if err := s.c.List(ctx, &events, client.InNamespace(hpa.Namespace)); err != nil {
+		return hpaEvent{}, fmt.Errorf("listing the events of %s: %w", hpa.Namespace, err)
+	}
+	var seen []string
+	for _, e := range events.Items {
+		if e.InvolvedObject.Kind != "HorizontalPodAutoscaler" || e.InvolvedObject.Name != hpa.Name || e.Reason != "SuccessfulRescale" {
+			continue
+		}
+		at := e.LastTimestamp.Time
+		if e.Series != nil {
+			at = e.Series.LastObservedTime.Time
+		}
+		if at.IsZero() {
+			at = e.EventTime.Time
+		}
+		seen = append(seen, at.Format(time.TimeOnly)+" "+e.Message)
+		if !at.Before(since) && strings.Contains(e.Message, "cpu resource utilization") && strings.Contains(e.Message, "above target") {
+			return hpaEvent{time: at, message: e.Message}, nil
+		}
+	}
+	return hpaEvent{}, fmt.Errorf("HPA %s has no SuccessfulRescale event since %s for CPU above its target (its rescale events: %v)",
+		hpa.Name, since.Format(time.TimeOnly), seen)
 }
 
 // replicasOwners are the field managers that own spec.replicas, as

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -41,7 +42,27 @@ const (
 	probeOrderOwn   = "order-cert"    // order's labels and order's own certificate
 	probeOrderWrong = "order-invcert" // order's labels, inventory's certificate
 	probeAsPayment  = "as-payment"    // payment's labels, no certificate
+	// The same identities with all egress opened (egressOpenLabel).
+	probeAsPaymentOpen = "as-payment-open"
+	probeOrderOpen     = "order-open"
 )
+
+// egressOpenLabel marks the probe pods whose egress the suite's own
+// NetworkPolicy opens entirely, so that only the target's ingress rules can
+// refuse them.
+const egressOpenLabel = "e2e.shopstack.dev/egress"
+
+// egressOpenPolicy allows every egress of the pods labelled egressOpenLabel.
+func (s *suite) egressOpenPolicy() *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-probe-egress-open", Namespace: s.cfg.namespace},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{egressOpenLabel: "open"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress:      []networkingv1.NetworkPolicyEgressRule{{}},
+		},
+	}
+}
 
 // probeSpec describes one probe pod.
 type probeSpec struct {
@@ -57,6 +78,7 @@ type probeSpec struct {
 	// Service would send it traffic; a readiness probe that never passes
 	// keeps it out of the Service's endpoints.
 	serviceLabels bool
+	openEgress    bool     // egressOpenLabel: the suite's policy opens its egress
 	args          []string // default: sleep
 }
 
@@ -70,12 +92,14 @@ func (s *suite) probeSpecs() []probeSpec {
 		{role: probeOrderOwn, namespace: s.cfg.namespace, labels: as(shopv1.ServiceOrder), clientCertOf: shopv1.ServiceOrder, serviceLabels: true},
 		{role: probeOrderWrong, namespace: s.cfg.namespace, labels: as(shopv1.ServiceOrder), clientCertOf: shopv1.ServiceInventory, serviceLabels: true},
 		{role: probeAsPayment, namespace: s.cfg.namespace, labels: as(shopv1.ServicePayment), ca: true, serviceLabels: true},
+		{role: probeAsPaymentOpen, namespace: s.cfg.namespace, labels: as(shopv1.ServicePayment), serviceLabels: true, openEgress: true},
+		{role: probeOrderOpen, namespace: s.cfg.namespace, labels: as(shopv1.ServiceOrder), serviceLabels: true, openEgress: true},
 	}
 }
 
 // serviceIdentityProbes carry a service's labels; they go once checks 3 and 4
 // are done, before they could count in an autoscaler's or a budget's pods.
-var serviceIdentityProbes = []string{probeOrderNoTLS, probeOrderOwn, probeOrderWrong, probeAsPayment}
+var serviceIdentityProbes = []string{probeOrderNoTLS, probeOrderOwn, probeOrderWrong, probeAsPayment, probeAsPaymentOpen, probeOrderOpen}
 
 func probePodName(role string) string { return "e2e-probe-" + role }
 
@@ -83,6 +107,9 @@ func (s *suite) probePod(p probeSpec) *corev1.Pod {
 	lbl := map[string]string{probeRoleLabel: p.role}
 	for k, v := range p.labels {
 		lbl[k] = v
+	}
+	if p.openEgress {
+		lbl[egressOpenLabel] = "open"
 	}
 	args := p.args
 	if len(args) == 0 {

@@ -25,6 +25,9 @@ func (s *suite) checkShopReady(t *testing.T, ctx context.Context) {
 	if !s.createNamespaces(t, ctx) {
 		return
 	}
+	if err := s.c.Create(ctx, s.egressOpenPolicy()); err != nil {
+		t.Fatalf("FAIL: creating the suite's NetworkPolicy %s: %v", s.egressOpenPolicy().Name, err)
+	}
 	if err := s.c.Create(ctx, s.newShop()); err != nil {
 		t.Fatalf("FAIL: creating the Shop: %v", err)
 	}

@@ -58,6 +58,7 @@ func newSuite(t *testing.T) *suite {
 		t.Fatalf("no cluster to test against (set KUBECONFIG): %v", err)
 	}
 	rc.QPS, rc.Burst = 50, 100
+	rc.Timeout = time.Minute // no call to the API server may hang the suite
 	c, err := client.New(rc, client.Options{Scheme: operator.NewScheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -124,11 +125,19 @@ func (s *suite) internalURL(svc shopv1.ServiceName) string {
 	return "https://" + s.svcHost(string(svc)) + ":9443"
 }
 
+// suiteDeadline is when the checks must stop so that the teardown still runs
+// before `go test -timeout` ends the process (zero: no limit). TestE2E sets
+// it before the first check.
+var suiteDeadline time.Time
+
 // eventually polls cond every interval until it reports done, or fails the
-// test after timeout with the last message cond gave.
+// test after timeout (or at suiteDeadline) with the last message cond gave.
 func eventually(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, string)) bool {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	if !suiteDeadline.IsZero() && suiteDeadline.Before(deadline) {
+		deadline = suiteDeadline
+	}
 	start := time.Now()
 	last := ""
 	for {
