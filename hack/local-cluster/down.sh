@@ -95,6 +95,16 @@ for file in "$STATE"/pids/*.pid; do
   stop "${name%.pid}"
 done
 
+# Sysctls as up.sh found them, forwarding first: nothing of the cluster runs
+# any more, and the machine must not route while its chains go.
+if [[ -f "$HOST_SAVED/complete" ]]; then
+  while read -r path value; do
+    if [[ -w "$path" && "$(cat "$path")" != "$value" ]]; then
+      echo "$value" >"$path" && log "restored ${path#/proc/sys/} = $value"
+    fi
+  done <"$HOST_SAVED/sysctls"
+fi
+
 # Mounts: pod volumes, overlay snapshots, network namespaces, and anything a
 # kubelet left under the default root.
 unmount_under() {
@@ -106,32 +116,32 @@ unmount_under() {
 }
 unmount_under "$STATE"
 
-# The chains and ipsets below (KUBE-*, CNI-*, kube-router's) and
-# /var/lib/kubelet belong to whichever kubelet, kube-proxy and kube-router run
-# on this machine; up.sh refuses to start beside another one, so with this
-# cluster's stopped they are its own. Should another have started since, they
-# are left alone.
+# What up.sh recorded (lib.sh) tells the cluster's chains, ipsets and host
+# folders from those that were there before; without a record, everything
+# but the SHOPSTACK-* chains is taken for somebody else's. Should another
+# kubelet, kube-proxy or kube-router have started since, its KUBE-* chains,
+# ipsets and /var/lib/kubelet are left alone too.
+[[ -f "$HOST_SAVED/complete" ]] || log "no record of what was on this machine before up.sh: only the SHOPSTACK-* chains and $STATE are removed"
 foreign="$(foreign_node_agents)"
 if [[ -n "$foreign" ]]; then
   log "another Kubernetes node runs on this machine (${foreign//$'\n'/, }): its iptables chains, ipsets and /var/lib/kubelet are left alone"
-else
+fi
+if [[ -z "$foreign" ]] && ! recorded paths /var/lib/kubelet; then
   unmount_under /var/lib/kubelet
 fi
 
-# iptables: kube-proxy's own cleanup, then every chain of kube-proxy,
-# kube-router, the kubelet (KUBE-*), the portmap plugin (CNI-*) and up.sh.
+# iptables: kube-proxy's own cleanup (up.sh refuses to start beside KUBE-*
+# chains of another node, so with a record all are this cluster's), then
+# every chain of kube-proxy, kube-router, the kubelet (KUBE-*), the portmap
+# plugin (CNI-*) and up.sh.
 BIN="$("$HERE/build.sh" --check 2>/dev/null || true)"
-if [[ -z "$foreign" && -n "$BIN" && -x "$BIN/kube-proxy" ]] && command -v iptables >/dev/null; then
+if [[ -z "$foreign" && -f "$HOST_SAVED/complete" && -n "$BIN" && -x "$BIN/kube-proxy" ]] && command -v iptables >/dev/null; then
   timeout 60 "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || log "kube-proxy --cleanup failed; removing its chains one by one"
 fi
-# The chains that were there before up.sh ("IPTABLES TABLE CHAIN" lines): a
-# CNI-* chain among them is another container tool's, and stays.
-before_chains="$HOST_SAVED/chains"
 ours_chain() { # ours_chain IPTABLES TABLE CHAIN
   case "$3" in
     SHOPSTACK-*) return 0 ;;
-    KUBE-*) [[ -z "$foreign" ]] ;;
-    CNI-*) [[ -z "$foreign" ]] && ! { [[ -f "$before_chains" ]] && grep -qxF "$1 $2 $3" "$before_chains"; } ;;
+    KUBE-* | CNI-*) [[ -z "$foreign" ]] && ! recorded chains "$1 $2 $3" ;;
     *) return 1 ;;
   esac
 }
@@ -162,7 +172,7 @@ remove_chains iptables
 remove_chains ip6tables
 if [[ -z "$foreign" ]] && command -v ipset >/dev/null; then
   while read -r set; do
-    ipset destroy "$set" 2>/dev/null || true
+    recorded ipsets "$set" || ipset destroy "$set" 2>/dev/null || true
   done < <(list_ipsets)
 fi
 
@@ -180,7 +190,7 @@ fi
 
 # Host folders: the ones up.sh found missing go; in the others only what is
 # this cluster's is removed.
-existed() { [[ -f "$HOST_SAVED/paths" ]] && grep -qxF "$1" "$HOST_SAVED/paths"; }
+existed() { recorded paths "$1"; }
 if [[ -z "$foreign" ]]; then
   # Pod cgroups the kubelet made (cgroupfs driver), deepest first.
   for top in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
@@ -201,19 +211,16 @@ for dir in /var/log/containers /var/log/pods; do
   find "$dir" -maxdepth 1 -type l -lname "$STATE/*" -delete 2>/dev/null || true
   existed "$dir" || rmdir "$dir" 2>/dev/null || true
 done
-# libcni's cache: all of it when up.sh made the folder, else what is this
-# cluster's, its network ("shopstack") and the loopback plugin's entries of
-# its pod sandboxes.
-if existed /var/lib/cni; then
-  rm -f /var/lib/cni/results/shopstack-*
-  for sandbox in "$STATE"/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*/; do
-    [[ -d "$sandbox" ]] || continue
-    sandbox="${sandbox%/}"
-    rm -f "/var/lib/cni/results/cni-loopback-${sandbox##*/}-lo"
-  done
-else
-  rm -rf /var/lib/cni
-fi
+# libcni's cache: this cluster's network ("shopstack") and the loopback
+# plugin's entries of its pod sandboxes; the folders too when up.sh found
+# them missing and nothing else is left in them.
+rm -f /var/lib/cni/results/shopstack-*
+for sandbox in "$STATE"/containerd/root/io.containerd.grpc.v1.cri/sandboxes/*/; do
+  [[ -d "$sandbox" ]] || continue
+  sandbox="${sandbox%/}"
+  rm -f "/var/lib/cni/results/cni-loopback-${sandbox##*/}-lo"
+done
+existed /var/lib/cni || rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
 # containerd 1.6 keeps shim sockets in /run/containerd whatever its state
 # folder; the folder goes only when up.sh made it and no other containerd
 # runs on this machine.
@@ -230,16 +237,7 @@ else
   rm -rf /run/containerd
 fi
 
-# Sysctls as up.sh found them; then br_netfilter out again if up.sh loaded it.
-if [[ -d "$HOST_SAVED/sysctl" ]]; then
-  for saved in "$HOST_SAVED"/sysctl/*; do
-    [[ -f "$saved" ]] || continue
-    path="$(sysctl_path "${saved##*/}")"
-    if [[ -w "$path" ]] && [[ "$(cat "$path")" != "$(cat "$saved")" ]]; then
-      cat "$saved" >"$path" && log "restored ${saved##*/} = $(cat "$saved")"
-    fi
-  done
-fi
+# br_netfilter out again if up.sh loaded it.
 if [[ -f "$HOST_SAVED/br_netfilter.loaded" ]]; then
   modprobe -r br_netfilter 2>/dev/null && log "unloaded br_netfilter" || log "could not unload br_netfilter (in use?)"
 fi

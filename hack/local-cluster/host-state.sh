@@ -9,20 +9,20 @@
 #   hack/local-cluster/host-state.sh                the state
 #   hack/local-cluster/host-state.sh --diff FILE    compare with a state taken before; exit 1 on a difference
 #
-# What the kernel keeps once a cluster has used it is not a difference: a
-# sysctl that appears with a module the cluster loaded (nf_conntrack), and
-# the empty iptables tables and built-in chains it created.
+# What the kernel keeps once a cluster has used it is not a difference: the
+# conntrack sysctls that appear with the nf_conntrack module, and the empty
+# iptables tables and built-in chains it created. (A bridge sysctl that
+# appears is one: br_netfilter stayed loaded.)
 set -euo pipefail
 # shellcheck source=hack/local-cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 state() {
-  local name path ipt p
+  local path ipt p
   echo "## sysctls"
-  for name in "${HOST_SYSCTLS[@]}"; do
-    path="$(sysctl_path "$name")"
-    [[ -r "$path" ]] && echo "sysctl $name = $(cat "$path")"
-  done
+  while read -r path; do
+    echo "sysctl ${path#/proc/sys/} = $(cat "$path")"
+  done < <(host_sysctls)
   for ipt in iptables ip6tables; do
     command -v "$ipt-save" >/dev/null || continue
     echo "## $ipt"
@@ -36,7 +36,8 @@ state() {
   ipset list -n 2>/dev/null | sort || true
   echo "## routes"
   ip -4 route show 2>/dev/null || true
-  ip -6 route show 2>/dev/null | grep -v '^fe80::' || true
+  # Routes learnt from router advertisements count down their lifetime.
+  ip -6 route show 2>/dev/null | grep -v '^fe80::' | sed -E 's/ expires [0-9]+sec//' || true
   echo "## interfaces"
   ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
   ip -o addr show 2>/dev/null | awk '{print $2, $3, $4}' | grep -v ' fe80:' | sort
@@ -50,12 +51,12 @@ case "${1:-}" in
   --diff)
     [[ -f "${2:-}" ]] || die "usage: host-state.sh --diff FILE"
     before="$2"
-    # Lines only after (>) or only before (<); a sysctl new after is one a
-    # module brought, not a setting changed.
+    # Lines only after (>) or only before (<); a conntrack sysctl new after
+    # is one the nf_conntrack module brought, not a setting changed.
     changes="$(diff <(cat "$before") <(state) | grep '^[<>]' |
       awk -v before="$before" '
         BEGIN { while ((getline l < before) > 0) if (l ~ /^sysctl /) { split(l, f, " "); had[f[2]] = 1 } }
-        /^> sysctl / && !($3 in had) { next }
+        /^> sysctl net\/netfilter\// && !($3 in had) { next }
         { print }')" || true
     if [[ -n "$changes" ]]; then
       printf '%s\n' "$changes"

@@ -31,10 +31,14 @@ HOST_IN_CHAIN="SHOPSTACK-HOST-IN"         # mangle INPUT: pods reach no host ser
 
 # What up.sh found on the machine before it changed anything, so down.sh puts
 # back exactly that: sysctls, and which chains, ipsets and folders were there.
+# Written whole before the first change (the file "complete" last); without a
+# complete record down.sh takes everything it finds for somebody else's.
 HOST_SAVED="$STATE/host"
 # Settings the cluster changes while it runs: forwarding and bridge
-# filtering (up.sh), the kubelet's kernel tunables, kube-proxy's conntrack
-# table size.
+# filtering (up.sh, the bridge plugin), the kubelet's kernel tunables,
+# kube-proxy's conntrack table size. net.ipv4.ip_forward comes first: setting
+# it also sets every interface's forwarding and conf.all.accept_redirects,
+# which host_sysctls lists after it, so they are put back after it.
 HOST_SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
   vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
   kernel.keys.root_maxbytes net.netfilter.nf_conntrack_max net.netfilter.nf_conntrack_tcp_timeout_established
@@ -47,7 +51,26 @@ HOST_PATHS=(/var/lib/kubelet /run/containerd /var/lib/cni /var/log/containers /v
 CHAIN_PATTERN='KUBE-|CNI-|SHOPSTACK-'
 IPSET_PATTERN='^(KUBE-|kube-router-|inet6:KUBE-|inet6:kube-router-)'
 
-sysctl_path() { local n="${1//./\/}"; echo "/proc/sys/$n"; }
+# host_sysctls prints the /proc/sys files of the settings above that exist,
+# and those ip_forward changes with it, in the order to put them back.
+host_sysctls() {
+  local name dir dev
+  for name in "${HOST_SYSCTLS[@]}"; do
+    name="/proc/sys/${name//.//}"
+    [[ -r "$name" ]] && echo "$name"
+  done
+  echo /proc/sys/net/ipv4/conf/all/accept_redirects
+  echo /proc/sys/net/ipv4/conf/default/forwarding
+  for dir in /proc/sys/net/ipv4/conf/*/; do
+    dev="${dir%/}"
+    dev="${dev##*/}"
+    case "$dev" in all | default | "$BRIDGE_IF" | "$DUMMY_IF" | veth*) continue ;; esac
+    echo "${dir}forwarding"
+  done
+}
+
+# usable_ip6tables: ip6tables exists and the kernel has IPv6 netfilter.
+usable_ip6tables() { command -v ip6tables >/dev/null && ip6tables -w 5 -t mangle -S >/dev/null 2>&1; }
 
 # list_chains IPTABLES prints "TABLE CHAIN" for every chain matching
 # CHAIN_PATTERN.
@@ -62,6 +85,27 @@ list_chains() {
 list_ipsets() {
   command -v ipset >/dev/null || return 0
   ipset list -n 2>/dev/null | grep -E "$IPSET_PATTERN" || true
+}
+
+# record_host writes what the machine has now into $HOST_SAVED. up.sh has
+# taken an earlier run's leftovers down first, so nothing of a cluster is in
+# it.
+record_host() {
+  rm -rf "$HOST_SAVED"
+  mkdir -p "$HOST_SAVED"
+  local f
+  while read -r f; do printf '%s %s\n' "$f" "$(cat "$f")"; done < <(host_sysctls) >"$HOST_SAVED/sysctls"
+  { list_chains iptables | sed 's/^/iptables /'; list_chains ip6tables | sed 's/^/ip6tables /'; } >"$HOST_SAVED/chains"
+  list_ipsets >"$HOST_SAVED/ipsets"
+  for f in "${HOST_PATHS[@]}"; do [[ -e "$f" ]] && echo "$f"; done >"$HOST_SAVED/paths"
+  touch "$HOST_SAVED/complete"
+}
+
+# recorded FILE LINE: the complete record's FILE holds LINE; without a
+# complete record, everything counts as recorded (somebody else's).
+recorded() {
+  [[ -f "$HOST_SAVED/complete" ]] || return 0
+  grep -qxF -- "$2" "$HOST_SAVED/$1"
 }
 
 PKI="$STATE/pki"
@@ -161,6 +205,13 @@ kubectl_bin() {
 # so that a server that accepts the connection and stalls cannot hang a wait.
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 kq() { k --request-timeout=10s "$@"; }
+
+# leftovers: nothing of the cluster runs (see up.sh --status) but an earlier
+# run left something behind: a pid file, the node address's interface, a
+# record of the machine.
+leftovers() {
+  compgen -G "$STATE/pids/*.pid" >/dev/null || ip link show "$DUMMY_IF" >/dev/null 2>&1 || [[ -d "$HOST_SAVED" ]]
+}
 
 # cluster_up: every component runs and the API server answers.
 cluster_up() {

@@ -7,7 +7,8 @@
 # See hack/local-cluster/README.md. Needs root.
 #
 #   hack/local-cluster/up.sh            build what is missing, start, wait until usable
-#   hack/local-cluster/up.sh --status   exit 0 when the cluster is up, 1 when it is not
+#   hack/local-cluster/up.sh --status   exit 0: up; 1: none of it runs, nothing left over; 2: partly up,
+#                                       or not answering; 3: none of it runs, leftovers of an earlier run
 #
 # Already up: says so and exits 0. Leftovers of an earlier run that was not
 # taken down are cleaned up first (down.sh).
@@ -17,10 +18,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 started_at=$SECONDS
 
 if [[ "${1:-}" == --status ]]; then
-  cp="$("$ROOT/hack/control-plane.sh" --check 2>/dev/null)" || exit 1
+  n=0
+  for c in "${COMPONENTS[@]}"; do [[ -z "$(pid_of "$c")" ]] || n=$((n + 1)); done
+  if ((n == 0)); then
+    leftovers && exit 3
+    exit 1
+  fi
+  ((n == ${#COMPONENTS[@]})) || exit 2
+  cp="$("$ROOT/hack/control-plane.sh" --check 2>/dev/null)" || exit 2
   KUBECTL="$cp/kubectl"
-  cluster_up
-  exit
+  kq get --raw /readyz >/dev/null 2>&1 || exit 2
+  exit 0
 fi
 [[ $# == 0 ]] || die "usage: up.sh [--status]"
 
@@ -46,8 +54,7 @@ if ((${#running[@]} > 0)); then
 fi
 # Any other pid file (a component of an older version of this script) is a
 # leftover too.
-if ((${#stopped[@]} > 0)) || ip link show "$DUMMY_IF" >/dev/null 2>&1 ||
-  compgen -G "$STATE/pids/*.pid" >/dev/null; then
+if ((${#stopped[@]} > 0)) || leftovers; then
   log "leftovers of an earlier run found; cleaning them up first"
   "$HERE/down.sh"
 fi
@@ -85,18 +92,31 @@ command -v go >/dev/null || die "the go command is missing; install Go first"
 
 # The cluster's address ranges must be free: routes for them would be
 # replaced, and an address in them would collide with a pod or a Service.
-for net in "$SERVICE_CIDR" "$CLUSTER_CIDR" "$POD_CIDR"; do
-  taken="$(ip -4 route show exact "$net" 2>/dev/null)"
-  [[ -z "$taken" ]] || die "this machine already routes $net ($taken); the local cluster needs that range for itself"
+for net in "$SERVICE_CIDR" "$CLUSTER_CIDR"; do
+  taken="$(ip -4 route show table all root "$net" 2>/dev/null | head -n 3)"
+  [[ -z "$taken" ]] || die "this machine already routes addresses of $net (${taken//$'\n'/; }); the local cluster needs that range for itself"
 done
 if ip -4 -o addr show 2>/dev/null | awk '{print $4}' | grep -qF "$NODE_IP/"; then
   die "$NODE_IP is already an address of this machine; the local cluster's node address must be its own"
 fi
 
+# kube-proxy and kube-router take over KUBE-* chains and ipsets by name: ones
+# that are here already are another node's (one that is stopped now).
+other_node="$({ list_chains iptables; list_chains ip6tables; } | awk '$2 ~ /^KUBE-/ {print $2}' | sort -u | head -n 5 | tr '\n' ' ')$(list_ipsets | head -n 5 | tr '\n' ' ')"
+if [[ -n "$other_node" ]]; then
+  die "iptables chains or ipsets of another Kubernetes node are on this machine (${other_node% }); this cluster's kube-proxy and kube-router would take them over. Remove them (that node's kube-proxy --cleanup, or iptables -X and ipset destroy) or start that node instead"
+fi
+
+# ----------------------------------------------------- what the machine had
+# Recorded before the first change; see lib.sh.
+record_host
+if grep -q ' CNI-' "$HOST_SAVED/chains"; then
+  log "note: CNI-* chains from before (another container tool's) are left as they are: $(grep -c ' CNI-' "$HOST_SAVED/chains")"
+fi
+
 # Kernel: bridged pod traffic must pass iptables (kube-proxy, kube-router),
 # and containerd's snapshotter needs overlayfs. A module loaded here is
 # unloaded again by down.sh.
-mkdir -p "$HOST_SAVED"
 if [[ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]]; then
   modprobe br_netfilter 2>/dev/null || true
   [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] ||
@@ -127,23 +147,6 @@ for f in pause coredns; do
   [[ -f "$STATE/images/$f.tar" ]] || die "hack/images did not write $STATE/images/$f.tar"
 done
 
-# ----------------------------------------------------- what the machine had
-# Saved once, before the first change: a run that failed half way keeps the
-# values from before it.
-mkdir -p "$HOST_SAVED/sysctl"
-for name in "${HOST_SYSCTLS[@]}"; do
-  f="$HOST_SAVED/sysctl/$name"
-  [[ -f "$f" || ! -r "$(sysctl_path "$name")" ]] || cat "$(sysctl_path "$name")" >"$f"
-done
-if [[ ! -f "$HOST_SAVED/chains" ]]; then
-  { list_chains iptables | sed 's/^/iptables /'; list_chains ip6tables | sed 's/^/ip6tables /'; } >"$HOST_SAVED/chains.tmp"
-  mv "$HOST_SAVED/chains.tmp" "$HOST_SAVED/chains"
-  if grep -q ' CNI-' "$HOST_SAVED/chains"; then
-    log "note: CNI-* chains from before (another container tool's) are left as they are: $(grep -c ' CNI-' "$HOST_SAVED/chains")"
-  fi
-fi
-[[ -f "$HOST_SAVED/paths" ]] || for p in "${HOST_PATHS[@]}"; do [[ -e "$p" ]] && echo "$p"; done >"$HOST_SAVED/paths"
-
 # ------------------------------------------------------------------- network
 # The node address lives on an interface of its own that leads nowhere: a
 # bridge without ports (kernels without the dummy driver have bridges too),
@@ -158,9 +161,7 @@ ip link set "$DUMMY_IF" up
 ip route replace "$SERVICE_CIDR" dev "$DUMMY_IF"
 ip route replace "$CLUSTER_CIDR" dev "$DUMMY_IF"
 
-forwarding_before="$(cat "$HOST_SAVED/sysctl/net.ipv4.ip_forward")"
-echo 1 >/proc/sys/net/ipv4/ip_forward
-echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+forwarding_before="$(awk '$1 == "/proc/sys/net/ipv4/ip_forward" {print $2}' "$HOST_SAVED/sysctls")"
 
 # Pods may talk to each other, to Services and to the API server, never past
 # this machine. The mangle table runs before the filter rules of kube-proxy
@@ -170,8 +171,9 @@ chain() { # chain IPTABLES TABLE NAME HOOK: an empty chain NAME, jumped to first
   ipt "$1" -t "$2" -N "$3" 2>/dev/null || ipt "$1" -t "$2" -F "$3"
   ipt "$1" -t "$2" -C "$4" -j "$3" 2>/dev/null || ipt "$1" -t "$2" -I "$4" 1 -j "$3"
 }
-for v in iptables ip6tables; do
-  command -v "$v" >/dev/null || continue
+families=(iptables)
+usable_ip6tables && families+=(ip6tables)
+for v in "${families[@]}"; do
   # Whatever a pod sends that would be forwarded out of the bridge to
   # another interface is dropped, and nothing is forwarded into the bridge
   # from outside. IPv4 forwarding was off before: it stays off for
@@ -179,8 +181,10 @@ for v in iptables ip6tables; do
   chain "$v" mangle "$CONTAIN_CHAIN" FORWARD
   ipt "$v" -t mangle -A "$CONTAIN_CHAIN" -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
   ipt "$v" -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" -o "$BRIDGE_IF" -j DROP
-  if [[ "$v" == iptables && "$forwarding_before" == 0 ]]; then
-    ipt "$v" -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
+  # (Frames bridged on other bridges pass: with bridge-nf-call-iptables
+  # they show here too.)
+  if [[ "$v" == iptables && "$forwarding_before" != 1 ]]; then
+    ipt "$v" -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -m physdev ! --physdev-is-bridged -j DROP
   fi
   # What pods send to this machine itself: answers to connections the host
   # opened (probes, logs, exec) and the API server (the kubernetes
@@ -204,6 +208,9 @@ done
 for net in "$NODE_IP/32" "$SERVICE_CIDR" "$CLUSTER_CIDR"; do
   ipt iptables -t mangle -A "$CONTAIN_IN_CHAIN" -d "$net" -j DROP
 done
+# Forwarding only now that the chains are in place.
+echo 1 >/proc/sys/net/ipv4/ip_forward
+echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
 
 # ------------------------------------------------------------------------ PKI
 "$STATE/bin/pki" -dir "$PKI" -kubeconfigs "$KUBECONFIGS" -node "$NODE_NAME" -ip "$NODE_IP" \
