@@ -63,10 +63,19 @@ finish() {
 trap finish EXIT
 
 stage "cluster up"
-if hack/local-cluster/up.sh --status; then
-  was_up=true
-  echo "=== e2e-local: the cluster is already up; it is used as it is and left up afterwards"
-else
+status=0
+hack/local-cluster/up.sh --status || status=$?
+case "$status" in
+  0) was_up=true
+     echo "=== e2e-local: the cluster is already up; it is used as it is and left up afterwards" ;;
+  1) ;;
+  3) echo "=== e2e-local: leftovers of an earlier run; taking them down first"
+     hack/local-cluster/down.sh ;;
+  *) was_up=true # not this run's to take down
+     echo "e2e-local: the local cluster is partly up or does not answer; see $STATE/logs/, then make cluster-down" >&2
+     exit 1 ;;
+esac
+if [[ "$was_up" == false ]]; then
   host_before="$(mktemp)"
   hack/local-cluster/host-state.sh >"$host_before"
   hack/local-cluster/up.sh
