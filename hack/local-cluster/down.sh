@@ -6,16 +6,18 @@
 #
 # Stops exactly the processes up.sh started (pid files whose /proc/<pid>/cmdline
 # still names the same binary), the API server before etcd; kills the pod
-# containers (runc state under $STATE) and their containerd shims; unmounts
-# everything under $STATE and /var/lib/kubelet; removes cni0, the node-address
-# interface, up.sh's SHOPSTACK-* chains, the iptables chains and ipsets of
-# kube-proxy, kube-router and the kubelet (unless another kubelet, kube-proxy
-# or kube-router has started on the machine since), the CNI plugins' chains
-# that were not there before up.sh, libcni's cache of this network, the
-# kubelet's log links and the host folders up.sh found missing; puts back
-# every sysctl up.sh saved (forwarding, bridge filtering, the kubelet's kernel
-# tunables, conntrack) and unloads br_netfilter if up.sh loaded it. Exits 1
-# when a chain of the cluster is left. Safe to run twice, or when nothing runs.
+# containers (runc state under $STATE) and their containerd shims; puts back
+# every sysctl up.sh saved (forwarding first, bridge filtering, the kubelet's
+# kernel tunables, conntrack); unmounts everything under $STATE (and
+# /var/lib/kubelet when up.sh made it); removes cni0, the node-address
+# interface, up.sh's SHOPSTACK-* chains, the KUBE-* and CNI-* chains and the
+# ipsets that were not there before up.sh (unless another kubelet, kube-proxy
+# or kube-router has started on the machine since), libcni's cache of this
+# cluster, the kubelet's log links and the host folders up.sh found missing;
+# unloads br_netfilter if up.sh loaded it. What up.sh recorded of the machine
+# (lib.sh) tells the cluster's from what was there before; without a record
+# nothing outside $STATE is touched but the SHOPSTACK-* chains. Exits 1 when a
+# chain of the cluster is left. Safe to run twice, or when nothing runs.
 set -euo pipefail
 # shellcheck source=hack/local-cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

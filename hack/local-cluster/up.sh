@@ -176,11 +176,11 @@ usable_ip6tables && families+=(ip6tables)
 for v in "${families[@]}"; do
   # Whatever a pod sends that would be forwarded out of the bridge to
   # another interface is dropped, and nothing is forwarded into the bridge
-  # from outside. IPv4 forwarding was off before: it stays off for
-  # everything else.
+  # from outside.
   chain "$v" mangle "$CONTAIN_CHAIN" FORWARD
   ipt "$v" -t mangle -A "$CONTAIN_CHAIN" -i "$BRIDGE_IF" ! -o "$BRIDGE_IF" -j DROP
   ipt "$v" -t mangle -A "$CONTAIN_CHAIN" ! -i "$BRIDGE_IF" -o "$BRIDGE_IF" -j DROP
+  # IPv4 forwarding was off before: it stays off for every other interface.
   # (Frames bridged on other bridges pass: with bridge-nf-call-iptables
   # they show here too.)
   if [[ "$v" == iptables && "$forwarding_before" != 1 ]]; then
