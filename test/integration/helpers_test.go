@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -11,9 +12,39 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
+
+// conflictBackoff bounds the retries of update: about 3 s in all.
+var conflictBackoff = wait.Backoff{Steps: 10, Duration: 20 * time.Millisecond, Factor: 1.5}
+
+// update reads obj, applies change and writes it back, again while the API
+// server answers Conflict: the operator writes the same objects (the Shop's
+// status, its children) at any time, and a write that lost that race says
+// nothing about what the test asks. Any other answer, a refusal included,
+// is returned.
+func update(obj client.Object, change func(), opts ...client.UpdateOption) error {
+	return retryOnConflict(obj, change, func(ctx context.Context) error { return k8sClient.Update(ctx, obj, opts...) })
+}
+
+// updateStatus is update for the status subresource.
+func updateStatus(obj client.Object, change func()) error {
+	return retryOnConflict(obj, change, func(ctx context.Context) error { return k8sClient.Status().Update(ctx, obj) })
+}
+
+func retryOnConflict(obj client.Object, change func(), write func(context.Context) error) error {
+	ctx := context.Background()
+	return retry.RetryOnConflict(conflictBackoff, func() error {
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return write(ctx)
+	})
+}
 
 func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
 
@@ -70,10 +101,12 @@ type autoscalingv1Scale struct{}
 
 func (autoscalingv1Scale) set(ctx context.Context, ns, name string, replicas int32) error {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	scale := &autoscalingv1.Scale{}
-	if err := k8sClient.SubResource("scale").Get(ctx, d, scale); err != nil {
-		return err
-	}
-	scale.Spec.Replicas = replicas
-	return k8sClient.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(scale), client.FieldOwner("horizontal-pod-autoscaler"))
+	return retry.RetryOnConflict(conflictBackoff, func() error {
+		scale := &autoscalingv1.Scale{}
+		if err := k8sClient.SubResource("scale").Get(ctx, d, scale); err != nil {
+			return err
+		}
+		scale.Spec.Replicas = replicas
+		return k8sClient.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(scale), client.FieldOwner("horizontal-pod-autoscaler"))
+	})
 }

@@ -276,8 +276,7 @@ func TestStorageMayGrowButNotShrinkOrChangeClass(t *testing.T) {
 	}
 
 	grow := getShop(t, ns, "acme")
-	grow.Spec.Postgres.Storage.Size = resourceQuantity("20Gi")
-	if err := k8sClient.Update(ctx, grow); err != nil {
+	if err := update(grow, func() { grow.Spec.Postgres.Storage.Size = resourceQuantity("20Gi") }); err != nil {
 		t.Fatalf("growing the storage was refused: %v", err)
 	}
 	eventually(t, converge, "the volume is expanded and the StatefulSet released with its pods orphaned", func() error {
@@ -327,14 +326,12 @@ func TestStorageMayGrowButNotShrinkOrChangeClass(t *testing.T) {
 	}
 
 	shrink := getShop(t, ns, "acme")
-	shrink.Spec.Postgres.Storage.Size = resourceQuantity("5Gi")
-	err := k8sClient.Update(ctx, shrink)
+	err := update(shrink, func() { shrink.Spec.Postgres.Storage.Size = resourceQuantity("5Gi") })
 	if err == nil || !strings.Contains(err.Error(), "spec.postgres.storage.size") || !strings.Contains(err.Error(), "never shrink") {
 		t.Errorf("shrinking: want a refusal naming spec.postgres.storage.size, got %v", err)
 	}
 	class := getShop(t, ns, "acme")
-	class.Spec.Postgres.Storage.StorageClassName = ptr.To("fast")
-	err = k8sClient.Update(ctx, class)
+	err = update(class, func() { class.Spec.Postgres.Storage.StorageClassName = ptr.To("fast") })
 	if err == nil || !strings.Contains(err.Error(), "spec.postgres.storage.storageClassName") || !strings.Contains(err.Error(), "immutable") {
 		t.Errorf("changing the class: want a refusal naming spec.postgres.storage.storageClassName, got %v", err)
 	}
@@ -351,11 +348,10 @@ func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 
 func updateShop(t *testing.T, ns string, mutate func(*shopv1.Shop)) {
 	t.Helper()
-	eventually(t, 10*time.Second, "updating the Shop", func() error {
-		s := getShop(t, ns, "acme")
-		mutate(s)
-		return k8sClient.Update(context.Background(), s)
-	})
+	s := &shopv1.Shop{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
+	if err := update(s, func() { mutate(s) }); err != nil {
+		t.Fatalf("updating the Shop: %v", err)
+	}
 }
 
 func TestSpecChangesReachTheChildren(t *testing.T) {
@@ -496,10 +492,11 @@ func TestDeletedOrEditedChildrenAreRepaired(t *testing.T) {
 
 	t.Run("edited Deployment", func(t *testing.T) {
 		d := deployment(t, ns, "acme-inventory")
-		d.Spec.Template.Spec.Containers[0].Image = "evil.example.com/miner:latest"
-		d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false)
-		d.Labels[builder.LabelComponent] = "tampered"
-		if err := k8sClient.Update(ctx, d); err != nil {
+		if err := update(d, func() {
+			d.Spec.Template.Spec.Containers[0].Image = "evil.example.com/miner:latest"
+			d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false)
+			d.Labels[builder.LabelComponent] = "tampered"
+		}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, converge, "the Deployment is repaired", func() error {
@@ -515,20 +512,20 @@ func TestDeletedOrEditedChildrenAreRepaired(t *testing.T) {
 
 	t.Run("additions apply cannot undo", func(t *testing.T) {
 		d := deployment(t, ns, "acme-order")
-		spec := &d.Spec.Template.Spec
-		spec.Containers[0].Env = append(spec.Containers[0].Env, corev1.EnvVar{Name: "EVIL", Value: "1"})
-		spec.Containers = append(spec.Containers, corev1.Container{Name: "miner", Image: "evil.example.com/miner:latest"})
-		spec.HostNetwork = true
-		if err := k8sClient.Update(ctx, d, client.FieldOwner("intruder")); err != nil {
+		if err := update(d, func() {
+			spec := &d.Spec.Template.Spec
+			spec.Containers[0].Env = append(spec.Containers[0].Env, corev1.EnvVar{Name: "EVIL", Value: "1"})
+			spec.Containers = append(spec.Containers, corev1.Container{Name: "miner", Image: "evil.example.com/miner:latest"})
+			spec.HostNetwork = true
+		}, client.FieldOwner("intruder")); err != nil {
 			t.Fatal(err)
 		}
-		svc := &corev1.Service{}
-		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-user"}, svc); err != nil {
-			t.Fatal(err)
-		}
-		clusterIP := svc.Spec.ClusterIP
-		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "debug", Port: 2345})
-		if err := k8sClient.Update(ctx, svc, client.FieldOwner("intruder")); err != nil {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-user"}}
+		clusterIP := ""
+		if err := update(svc, func() {
+			clusterIP = svc.Spec.ClusterIP
+			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "debug", Port: 2345})
+		}, client.FieldOwner("intruder")); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, converge, "the intruder's additions are gone", func() error {
@@ -551,13 +548,12 @@ func TestDeletedOrEditedChildrenAreRepaired(t *testing.T) {
 	})
 
 	t.Run("edited NetworkPolicy", func(t *testing.T) {
-		np := &networkingv1.NetworkPolicy{}
-		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme-payment"}, np); err != nil {
-			t.Fatal(err)
-		}
-		want := len(np.Spec.Ingress)
-		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{}) // allow everything
-		if err := k8sClient.Update(ctx, np); err != nil {
+		np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-payment"}}
+		want := 0
+		if err := update(np, func() {
+			want = len(np.Spec.Ingress)
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{}) // allow everything
+		}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, converge, "the open rule is removed", func() error {
@@ -583,9 +579,10 @@ func markAvailable(t *testing.T, ns string) {
 	}
 	for i := range deps.Items {
 		d := &deps.Items[i]
-		n := ptr.Deref(d.Spec.Replicas, 1)
-		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
-		if err := k8sClient.Status().Update(ctx, d); err != nil {
+		if err := updateStatus(d, func() {
+			n := ptr.Deref(d.Spec.Replicas, 1)
+			d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -595,9 +592,10 @@ func markAvailable(t *testing.T, ns string) {
 	}
 	for i := range sets.Items {
 		s := &sets.Items[i]
-		n := ptr.Deref(s.Spec.Replicas, 1)
-		s.Status = appsv1.StatefulSetStatus{ObservedGeneration: s.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n, CurrentReplicas: n}
-		if err := k8sClient.Status().Update(ctx, s); err != nil {
+		if err := updateStatus(s, func() {
+			n := ptr.Deref(s.Spec.Replicas, 1)
+			s.Status = appsv1.StatefulSetStatus{ObservedGeneration: s.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n, CurrentReplicas: n}
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -607,8 +605,9 @@ func markAvailable(t *testing.T, ns string) {
 	}
 	for i := range certs.Items {
 		c := &certs.Items[i]
-		c.Status.Conditions = []cmapi.CertificateCondition{{Type: cmapi.CertificateConditionReady, Status: cmmeta.ConditionTrue, Reason: "Issued", Message: "issued"}}
-		if err := k8sClient.Status().Update(ctx, c); err != nil {
+		if err := updateStatus(c, func() {
+			c.Status.Conditions = []cmapi.CertificateCondition{{Type: cmapi.CertificateConditionReady, Status: cmmeta.ConditionTrue, Reason: "Issued", Message: "issued"}}
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
